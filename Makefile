@@ -110,7 +110,7 @@ $(SHMTOOL): $(call obj,$(SHM_TOOL)) $(LIB_SHM) $(LIB_CONF) $(LIB_COMMON)
 $(TESTSRV): $(call obj,$(TESTSRV_SRC)) $(LIB_COMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(LOADGEN): $(call obj,$(LOAD_SRC)) $(LIB_COMMON)
+$(LOADGEN): $(call obj,$(LOAD_SRC)) $(LIB_SUPPORT) $(LIB_COMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # A unit test links the test's own object and every library; the linker takes
