@@ -41,7 +41,8 @@ COMMON_SRC := $(wildcard common/*.c)
 CONF_SRC   := $(wildcard conf/*.c)
 SHM_TOOL   := shm/dump.c
 SHM_SRC    := $(filter-out $(SHM_TOOL),$(wildcard shm/*.c))
-MASTER_SRC := $(wildcard master/*.c)
+MASTER_MAIN:= master/main.c
+MASTER_SRC := $(filter-out $(MASTER_MAIN),$(wildcard master/*.c))
 WORKER_SRC := $(wildcard worker/*.c)
 SUPPORT_SRC:= $(wildcard tests/support/*.c)
 TESTSRV_SRC:= $(wildcard tests/testserver/*.c)
@@ -101,8 +102,10 @@ $(BUILD)/lib/%.a:
 	@rm -f $@
 	$(AR) rcs $@ $^ $(if $^,,$(error empty library $@))
 
-$(DAEMON): $(ALL_LIBS)
-	$(CC) $(LDFLAGS) -o $@ -Wl,--start-group $^ -Wl,--end-group $(LDLIBS)
+# main() is linked into the program only: the archives must never carry a
+# main() that would win over Criterion's in a test binary.
+$(DAEMON): $(call obj,$(MASTER_MAIN)) $(ALL_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $(call obj,$(MASTER_MAIN)) -Wl,--start-group $(ALL_LIBS) -Wl,--end-group $(LDLIBS)
 
 $(SHMTOOL): $(call obj,$(SHM_TOOL)) $(LIB_SHM) $(LIB_CONF) $(LIB_COMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
