@@ -9,7 +9,7 @@ gcc make pkg-config
 libwebsockets-dev libwebsockets-evlib-ev libev-dev
 libcjson-dev libyaml-dev libmemcached-dev libssl-dev
 libcriterion-dev
-memcached openssl
+memcached openssl mandoc
 "
 
 missing=""
