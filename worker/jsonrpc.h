@@ -1,0 +1,78 @@
+/*
+ * worker/jsonrpc.h — JSON-RPC 2.0 framing: classify one client message and
+ * write replies. Pure functions (no I/O, no globals), unit-tested on their own.
+ *
+ * Ids are raw text. cJSON stores numbers as doubles, so 1000000000000000
+ * would come back as 1e+15 and 9007199254740993 would lose a digit; instead
+ * the parser finds the id's bytes in the input and replies splice them back
+ * verbatim (strings keep their quotes and escapes). An id must be a string
+ * or a number; a number must follow the strict JSON grammar (cJSON itself
+ * accepts "01" or "1."), and a string must not hold raw control characters,
+ * because the id is echoed and the echo must be valid JSON.
+ *
+ * Decisions (DESIGN §4 and the MCP specification):
+ *   - Batches (a JSON array) are rejected with one -32600 error, id null:
+ *     MCP 2025-06-18 removed batching, and a 2025-03-26 client sends single
+ *     messages unless it chooses to batch. Supporting batches would multiply
+ *     the work one frame can cause; one clear error is the safer answer.
+ *   - id null is rejected (-32600): MCP says a request id MUST NOT be null.
+ *   - A fractional or exponent number id (1.5, 1e3) is accepted and echoed as
+ *     sent: JSON-RPC only says numbers SHOULD NOT have fractional parts.
+ *   - An invalid message always gets an error reply (id null when its id is
+ *     absent or unusable), even without an id: JSON-RPC answers invalid
+ *     Requests with id null. Only a valid notification gets no reply.
+ *   - A message without "method" but with an id and exactly one of "result"
+ *     or "error" is a response to a server-to-client request: accepted
+ *     silently (it will be routed to a backend later).
+ *   - params, when present, is not checked here: each method checks it and
+ *     answers -32602 (mcp.c), so a wrong params type is "Invalid params".
+ */
+#ifndef MB_WORKER_JSONRPC_H
+#define MB_WORKER_JSONRPC_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "worker/buf.h"
+
+#define MB_JSONRPC_PARSE_ERROR      (-32700)
+#define MB_JSONRPC_INVALID_REQUEST  (-32600)
+#define MB_JSONRPC_METHOD_NOT_FOUND (-32601)
+#define MB_JSONRPC_INVALID_PARAMS   (-32602)
+#define MB_JSONRPC_INTERNAL_ERROR   (-32603)
+
+enum mb_jsonrpc_kind {
+    MB_JSONRPC_REQUEST,      /* method + id: needs exactly one reply */
+    MB_JSONRPC_NOTIFICATION, /* method, no id: no reply */
+    MB_JSONRPC_RESPONSE,     /* id + result/error from the client */
+    MB_JSONRPC_INVALID       /* answer with error/error_msg and id */
+};
+
+struct mb_jsonrpc_msg {
+    enum mb_jsonrpc_kind kind;
+    cJSON *root;         /* the parsed message (owned; NULL on a parse error) */
+    const char *method;  /* REQUEST, NOTIFICATION: NUL-terminated, in root */
+    const cJSON *params; /* NULL when absent */
+    const char *id;      /* raw id text, pointing into the input; "null" when none */
+    size_t id_len;
+    int error;             /* INVALID: the error code to answer with */
+    const char *error_msg; /* INVALID: static text for the error message */
+};
+
+/* Classifies text (len bytes, need not be NUL-terminated). Always fills *m;
+ * returns 0. The input must outlive m (m->id points into it). */
+int mb_jsonrpc_parse(const char *text, size_t len, struct mb_jsonrpc_msg *m);
+/* Frees what mb_jsonrpc_parse allocated; m can be parsed into again. */
+void mb_jsonrpc_msg_release(struct mb_jsonrpc_msg *m);
+
+/* Appends {"jsonrpc":"2.0","id":ID,"result":RESULT} where RESULT is JSON text. */
+int mb_jsonrpc_write_result(struct mb_buf *out, const char *id, size_t id_len, const char *result,
+                            size_t result_len);
+/* Appends {"jsonrpc":"2.0","id":ID,"error":{"code":CODE,"message":MSG}};
+ * the message is msg, followed by ": " and detail (detail_len bytes) when
+ * detail is not NULL. Both are escaped. */
+int mb_jsonrpc_write_error(struct mb_buf *out, const char *id, size_t id_len, int code,
+                           const char *msg, const char *detail, size_t detail_len);
+
+#endif

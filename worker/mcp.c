@@ -1,0 +1,208 @@
+/*
+ * worker/mcp.c — method dispatch for the MCP methods the gateway answers
+ * itself (see mcp.h). Replies are spliced from fixed text and the raw id
+ * (jsonrpc.c); cJSON is only used to read the request.
+ */
+#include "worker/mcp.h"
+
+#include <string.h>
+
+#include "common/errors.h"
+
+const char *const mb_mcp_versions[] = {"2025-11-25", "2025-06-18", "2025-03-26", NULL};
+
+#define LIT(b, s) mb_buf_append((b), (s), sizeof(s) - 1)
+
+struct call {
+    struct mb_mcp_session *s;
+    const struct mb_jsonrpc_msg *m;
+    struct mb_buf *out;
+    struct mb_mcp_outcome *res;
+};
+
+void mb_mcp_session_init(struct mb_mcp_session *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->version = -1;
+}
+
+static int version_index(const char *v)
+{
+    for (int i = 0; mb_mcp_versions[i] != NULL; i++)
+        if (strcmp(v, mb_mcp_versions[i]) == 0)
+            return i;
+    return -1;
+}
+
+const char *mb_mcp_negotiate(const char *requested)
+{
+    int i = version_index(requested);
+    return mb_mcp_versions[i < 0 ? 0 : i];
+}
+
+static int reply_result(struct call *c, const char *json, size_t n)
+{
+    c->res->replied = true;
+    return mb_jsonrpc_write_result(c->out, c->m->id, c->m->id_len, json, n);
+}
+
+static int reply_error(struct call *c, int code, const char *msg, const char *detail)
+{
+    c->res->replied = true;
+    c->res->error = code;
+    return mb_jsonrpc_write_error(c->out, c->m->id, c->m->id_len, code, msg, detail,
+                                  detail ? strlen(detail) : 0);
+}
+
+/* params must be absent or an object for every MCP method. */
+static int params_ok(struct call *c)
+{
+    return c->m->params == NULL || cJSON_IsObject(c->m->params);
+}
+
+static const cJSON *param(struct call *c, const char *name)
+{
+    return c->m->params ? cJSON_GetObjectItemCaseSensitive(c->m->params, name) : NULL;
+}
+
+static int do_initialize(struct call *c)
+{
+    if (c->s->initialized)
+        return reply_error(c, MB_JSONRPC_INVALID_REQUEST,
+                           "Invalid Request: initialize was already received on this session",
+                           NULL);
+    if (c->m->params == NULL || !cJSON_IsObject(c->m->params))
+        return reply_error(c, MB_JSONRPC_INVALID_PARAMS,
+                           "Invalid params: initialize needs an object with protocolVersion", NULL);
+    const cJSON *pv = param(c, "protocolVersion");
+    if (!cJSON_IsString(pv))
+        return reply_error(c, MB_JSONRPC_INVALID_PARAMS,
+                           "Invalid params: protocolVersion must be a string", NULL);
+    int v = version_index(pv->valuestring);
+    c->s->version = v < 0 ? 0 : v;
+    c->s->initialized = true;
+
+    struct mb_buf *o = c->out;
+    size_t mark = o->len;
+    c->res->replied = true;
+    /* Only capabilities the gateway really has: tools, whose list it will
+     * change when backends come and go. */
+    if (LIT(o, "{\"jsonrpc\":\"2.0\",\"id\":") || mb_buf_append(o, c->m->id, c->m->id_len) ||
+        LIT(o, ",\"result\":{\"protocolVersion\":\"") ||
+        mb_buf_append_str(o, mb_mcp_versions[c->s->version]) ||
+        LIT(o, "\",\"capabilities\":{\"tools\":{\"listChanged\":true}},"
+               "\"serverInfo\":{\"name\":\"mcp-bridge\",\"version\":\"" MB_VERSION "\"}}}")) {
+        o->len = mark;
+        return MB_ERR;
+    }
+    return 0;
+}
+
+static int do_ping(struct call *c)
+{
+    if (!params_ok(c))
+        return reply_error(c, MB_JSONRPC_INVALID_PARAMS, "Invalid params: params must be an object",
+                           NULL);
+    return reply_result(c, "{}", 2);
+}
+
+static int do_tools_list(struct call *c)
+{
+    if (!params_ok(c))
+        return reply_error(c, MB_JSONRPC_INVALID_PARAMS, "Invalid params: params must be an object",
+                           NULL);
+    const cJSON *cursor = param(c, "cursor");
+    if (cursor != NULL && !cJSON_IsString(cursor))
+        return reply_error(c, MB_JSONRPC_INVALID_PARAMS, "Invalid params: cursor must be a string",
+                           NULL);
+    /* The gateway never hands out a cursor yet, so any cursor is unknown. */
+    if (cursor != NULL)
+        return reply_error(c, MB_JSONRPC_INVALID_PARAMS, "Invalid params: unknown cursor", NULL);
+    static const char empty[] = "{\"tools\":[]}";
+    return reply_result(c, empty, sizeof(empty) - 1);
+}
+
+static int do_tools_call(struct call *c)
+{
+    if (c->m->params == NULL || !cJSON_IsObject(c->m->params))
+        return reply_error(c, MB_JSONRPC_INVALID_PARAMS,
+                           "Invalid params: tools/call needs an object with name", NULL);
+    const cJSON *name = param(c, "name");
+    if (!cJSON_IsString(name))
+        return reply_error(c, MB_JSONRPC_INVALID_PARAMS, "Invalid params: name must be a string",
+                           NULL);
+    const cJSON *args = param(c, "arguments");
+    if (args != NULL && !cJSON_IsObject(args))
+        return reply_error(c, MB_JSONRPC_INVALID_PARAMS,
+                           "Invalid params: arguments must be an object", NULL);
+    /* No backend is configured yet, so no tool exists (DESIGN §4: unknown
+     * names get -32602). */
+    return reply_error(c, MB_JSONRPC_INVALID_PARAMS, "Unknown tool", name->valuestring);
+}
+
+static const struct {
+    const char *name;
+    int (*fn)(struct call *c);
+} methods[] = {
+    {"tools/list", do_tools_list},
+    {"tools/call", do_tools_call},
+    {"ping", do_ping},
+    {"initialize", do_initialize},
+};
+
+static int handle_request(struct call *c)
+{
+    const char *name = c->m->method;
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        if (strcmp(name, methods[i].name) != 0)
+            continue;
+        if (!c->s->initialized && methods[i].fn != do_initialize && c->s->version < 0) {
+            /* A request before initialize opens an implicit session. */
+            c->s->version = 0;
+            c->s->implicit = true;
+        }
+        return methods[i].fn(c);
+    }
+    return reply_error(c, MB_JSONRPC_METHOD_NOT_FOUND, "Method not found", name);
+}
+
+static void handle_notification(struct call *c)
+{
+    if (strcmp(c->m->method, "notifications/initialized") == 0)
+        c->s->ready = true;
+    /* Other notifications (cancelled, progress, roots/list_changed, …) are
+     * for backends, which do not exist yet; a notification never gets a
+     * reply, so ignoring them is all the gateway can do now. */
+}
+
+int mb_mcp_handle(struct mb_mcp_session *s, const char *text, size_t len, struct mb_buf *out,
+                  struct mb_mcp_outcome *res)
+{
+    struct mb_jsonrpc_msg m;
+    struct call c = {s, &m, out, res};
+    int rc = 0;
+
+    memset(res, 0, sizeof(*res));
+    mb_jsonrpc_parse(text, len, &m);
+    res->kind = m.kind;
+    switch (m.kind) {
+    case MB_JSONRPC_REQUEST:
+        rc = handle_request(&c);
+        break;
+    case MB_JSONRPC_NOTIFICATION:
+        handle_notification(&c);
+        break;
+    case MB_JSONRPC_RESPONSE:
+        /* Answers to server-to-client requests; routed to backends later. */
+        break;
+    case MB_JSONRPC_INVALID:
+        rc = reply_error(&c, m.error, m.error_msg, NULL);
+        break;
+    }
+    mb_jsonrpc_msg_release(&m);
+    if (rc != 0) {
+        res->replied = false;
+        res->error = 0;
+    }
+    return rc;
+}

@@ -1,0 +1,58 @@
+/*
+ * worker/mcp.h — the MCP methods the gateway answers itself, and the
+ * per-session state they need. One call handles one complete client message
+ * (a WebSocket text frame) and appends the reply, if any, to a buffer.
+ *
+ * Answered here (DESIGN §4, issue 2):
+ *   initialize                 negotiates the protocol version (below) and
+ *                              answers with the gateway's capabilities
+ *   notifications/initialized  marks the session ready; no reply
+ *   ping                       {}
+ *   tools/list                 {"tools":[]} until backends exist (issue 3);
+ *                              any cursor is unknown (-32602)
+ *   tools/call                 no tool exists yet: -32602 "Unknown tool"
+ * Any other request gets -32601; any other notification is ignored.
+ *
+ * Sessions: a WebSocket connection is one session. A request that arrives
+ * before initialize opens an implicit session at the newest version (load
+ * testers send tools/list first); a later initialize is still accepted once.
+ * A second initialize on one session is -32600.
+ *
+ * Version negotiation: the client's protocolVersion is echoed when the
+ * gateway speaks it (mb_mcp_versions); any other string gets the newest.
+ */
+#ifndef MB_WORKER_MCP_H
+#define MB_WORKER_MCP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "worker/buf.h"
+#include "worker/jsonrpc.h"
+
+/* Protocol versions the gateway speaks, newest first, NULL-terminated. */
+extern const char *const mb_mcp_versions[];
+
+struct mb_mcp_session {
+    int version;      /* index in mb_mcp_versions; -1 before any request */
+    bool initialized; /* an initialize was answered */
+    bool ready;       /* notifications/initialized was received */
+    bool implicit;    /* the session was opened by a request before initialize */
+};
+
+/* What one message turned out to be, for counters. */
+struct mb_mcp_outcome {
+    enum mb_jsonrpc_kind kind;
+    bool replied; /* a reply was appended to out */
+    int error;    /* 0, or the JSON-RPC error code that was answered */
+};
+
+void mb_mcp_session_init(struct mb_mcp_session *s);
+/* The version to answer a client that asked for requested (never NULL). */
+const char *mb_mcp_negotiate(const char *requested);
+/* Handles one message (text, len bytes). Returns 0, or MB_ERR when memory ran
+ * out (out is then unchanged and the caller should drop the connection). */
+int mb_mcp_handle(struct mb_mcp_session *s, const char *text, size_t len, struct mb_buf *out,
+                  struct mb_mcp_outcome *res);
+
+#endif
