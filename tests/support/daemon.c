@@ -59,6 +59,11 @@ char *mb_test_daemon_conf_text(const struct mb_test_daemon *d, const struct mb_t
                      "  paths: [/, /mcp]\n"
                      "  max_message_size: %s\n"
                      "  shutdown_timeout: %s\n"
+                     /* Off so parallel daemons do not fight over the
+                      * metrics port (an "off" value is accepted even
+                      * before the feature is built). */
+                     "metrics:\n"
+                     "  enabled: false\n"
                      "%s",
                      conf->workers > 0 ? conf->workers : 2, d->pid_path, d->shm_path,
                      or_default(conf->log_level, "info"), d->log_path, (unsigned)d->port,
