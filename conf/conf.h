@@ -276,7 +276,7 @@ struct mb_conf_logging {
 };
 
 struct mb_conf {
-    char *file; /* the path it was loaded from */
+    char *file;       /* the path it was loaded from */
     uint32_t workers; /* resolved: "auto" = online CPUs */
     bool workers_auto;
     char *pid_file;
@@ -315,5 +315,9 @@ void mb_conf_free(struct mb_conf **confp);
  * "512MiB" (2^20), "1KiB", "1GiB", "1GB", case-sensitive units. Return 0 or MB_ERR. */
 int mb_conf_parse_duration(const char *s, mb_msec_t *out);
 int mb_conf_parse_size(const char *s, uint64_t *out);
+/* Expands ${NAME} from the environment ("$${" is a literal "${"). On success
+ * *out is a new malloc'd string; on failure (unset variable, bad syntax)
+ * returns MB_ERR and writes the reason (no position) into err. */
+int mb_conf_expand_env(const char *in, char **out, char *err, size_t errlen);
 
 #endif
