@@ -33,6 +33,7 @@ struct mb_test_conf {
 
 struct mb_test_daemon {
     pid_t pid;   /* the master, a child of the test; 0 once reaped */
+    pid_t pgid;  /* its process group (its pid), kept after it was reaped */
     int status;  /* its wait status once reaped */
     pid_t guard; /* the guard process */
     int guard_fd;
@@ -74,7 +75,8 @@ int mb_test_daemon_wait_exit(struct mb_test_daemon *d, int timeout_ms);
 /* Fast stop: SIGTERM, wait up to timeout_ms, then SIGKILL; kills whatever is
  * left of the process group. Returns 0 when it exited on the TERM in time. */
 int mb_test_daemon_stop(struct mb_test_daemon *d, int timeout_ms);
-/* True while any process of the daemon's group (master or worker) lives. */
+/* True while any process of the daemon's group (master or worker) lives,
+ * even after the master was reaped. */
 bool mb_test_daemon_group_alive(const struct mb_test_daemon *d);
 /* Stops (if needed), removes the temporary files and the shm file, reaps the
  * guard, frees; sets *dp to NULL. Safe on NULL. */
