@@ -2,25 +2,168 @@
  * shm/layout.h — the byte layout of the shared-memory region. This is a file
  * format: tools built from another version read it, so every incompatible
  * change bumps MB_SHM_LAYOUT_MAJOR and a compatible addition bumps the minor.
+ * This file holds types and constants only; shm/shm.c implements it.
  *
- * (Prose specification of the whole region: to be completed by the shm module
- * owner — header, section directory, worker table, counters, histograms,
- * rate-limit table, cache, backend stats.)
+ * THE REGION
  *
- * All integers are fixed width, little-endian (the host's; the region never
- * leaves the machine), naturally aligned, with explicit padding. Fields that
- * change while the gateway runs are read and written with __atomic builtins.
+ * One regular file (default /dev/shm/mcp-bridge), mode 0600, created by the
+ * master and mapped MAP_SHARED before it forks, so every worker inherits the
+ * same mapping. Tools (mcp-bridge-shm) map it PROT_READ and never write. The
+ * file is written whole into a temporary file in the same directory and
+ * renamed over the old path, so a reader opening the path sees either the old
+ * region or the new one, never a half-sized file. A region whose gateway
+ * stopped stays on disk (state RETIRED, or READY if the master was killed)
+ * and can still be read.
+ *
+ * All integers are fixed width in host byte order (the region never leaves
+ * the machine), naturally aligned, with explicit padding. Every section
+ * starts on a 64-byte boundary. Fields that change while the gateway runs are
+ * read and written with __atomic builtins; everything else is written once,
+ * before the header's state becomes READY.
+ *
+ * 1. HEADER (offset 0, 640 bytes, struct mb_shm_header)
+ *
+ *   magic            MB_SHM_MAGIC; anything else is not a region.
+ *   layout_major     readers refuse a region of another major.
+ *   layout_minor     a reader of the same major and a lower minor reads what
+ *                    it knows and ignores the rest.
+ *   header_size      sizeof(struct mb_shm_header) of the writer.
+ *   total_size       bytes of the region (= the file size).
+ *   generation       config generation being served (master, atomic).
+ *   master_pid       pid of the master that created the region.
+ *   state            INITIALIZING -> READY -> RETIRED. The master stores
+ *                    READY with release semantics once every section is laid
+ *                    out, and RETIRED when it stops or replaces the region;
+ *                    readers load it with acquire semantics.
+ *   birth_ms         wall clock (ms since the epoch) at creation.
+ *   retired_ms       wall clock at retirement, 0 before.
+ *   worker_capacity  records in the worker table.
+ *   nsections        entries used in the section directory.
+ *   fold_seq         sequence lock around the master's folding of a dead
+ *                    worker's counters (see 3): odd while folding.
+ *   sections[16]     the section directory: {type, entry_size, offset,
+ *                    count, items}. A reader finds a section by type, never
+ *                    by assuming an offset. entry_size is the stride between
+ *                    entries; items is a per-type count (see below).
+ *
+ *   Section types: 1 workers, 2 counters, 3 histograms, 4 rate-limit table,
+ *   5 cache, 6 backend stats. A type a reader does not know is skipped.
+ *
+ * 2. WORKER TABLE (type 1; entry_size 64; count = worker_capacity)
+ *
+ *   One struct mb_shm_worker per record, one cache line each. The master
+ *   alone allocates, fills and frees records (state FREE <-> STARTING) and
+ *   records pid, start time, restarts and exit status; the worker in the
+ *   record alone writes state RUNNING/DRAINING, heartbeat_ms and
+ *   connections. Every field is a single aligned word read and written with
+ *   __atomic builtins, so no record is ever torn and nothing needs repair when
+ *   a worker dies mid-write; the master resets connections when it reaps the
+ *   pid. A record index stays with a worker slot across respawns; a reload
+ *   allocates new records for the new generation, and the old ones are freed
+ *   when the old workers exit. Any process that writes counters (workers, the
+ *   checker) owns a record.
+ *
+ * 3. COUNTERS (type 2; count = worker_capacity + 1 rows; items = counters per
+ *    row; entry_size = items * 8 rounded up to 64)
+ *
+ *   Row i (i < worker_capacity) belongs to the process in worker record i and
+ *   is written only by it: plain load + store of each uint64 (no locked
+ *   instruction is needed with one writer; __atomic relaxed accesses keep
+ *   readers from seeing torn words). The last row, index worker_capacity, is
+ *   the MASTER ROW: written only by the master, it holds the master's own
+ *   counters (reloads, worker_restarts) and everything folded from workers
+ *   that exited. The value of a counter is the sum over all rows.
+ *
+ *   When the master reaps a worker (mb_shm_worker_reaped), it adds the dead
+ *   worker's counters into the master row and zeroes the row, inside the
+ *   fold_seq sequence lock (odd while folding); gauges are zeroed, not
+ *   folded, because what they measured died with the process. A reader that
+ *   sums rows retries when fold_seq changed under it, so a total never goes
+ *   backwards and never counts a folded row twice. The next worker in the
+ *   record starts from a zero row.
+ *
+ *   The order of counters is shm/counters.h's X-macro table; counters are
+ *   only ever appended within a major, so a reader of an older minor reads
+ *   the first `items` counters it knows by index.
+ *
+ * 4. HISTOGRAMS (type 3; count = worker_capacity + 1 rows, same owners and
+ *    folding as counters; items = histograms per row; entry_size = items *
+ *    128)
+ *
+ *   Each histogram is struct mb_shm_hist: count, sum_ns and 14 bucket counts
+ *   whose upper bounds are 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000,
+ *   2500, 5000 and 10000 ms (MB_HIST_BOUNDS_US). Buckets are not cumulative:
+ *   an observation increments only the first bucket whose bound is >= the
+ *   value; one above 10 s increments no bucket, so the +Inf bucket is count
+ *   minus the sum of buckets. The writer updates count, then sum_ns, then the
+ *   bucket with a release store; readers load the buckets (acquire) before
+ *   count, so the count they see is never smaller than the buckets' sum.
+ *
+ * 5. RATE-LIMIT TABLE (type 4): specified in shm/ratelimit.h.
+ * 6. CACHE (type 5) and 7. BACKEND STATS (type 6): reserved type numbers,
+ *    specified by their implementation when they are added (a minor bump).
  */
 #ifndef MB_SHM_LAYOUT_H
 #define MB_SHM_LAYOUT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define MB_SHM_MAGIC        0x4d42524447534d31ull /* "MBRDGSM1" */
 #define MB_SHM_LAYOUT_MAJOR 1
 #define MB_SHM_LAYOUT_MINOR 0
 
+#define MB_SHM_ALIGN        64 /* every section starts on a cache line */
+#define MB_SHM_MAX_SECTIONS 16
+
 enum mb_shm_state { MB_SHM_INITIALIZING = 0, MB_SHM_READY = 1, MB_SHM_RETIRED = 2 };
+
+enum mb_shm_section_type {
+    MB_SHM_SEC_WORKERS = 1,
+    MB_SHM_SEC_COUNTERS = 2,
+    MB_SHM_SEC_HISTOGRAMS = 3,
+    MB_SHM_SEC_RATELIMIT = 4,
+    MB_SHM_SEC_CACHE = 5,
+    MB_SHM_SEC_BACKENDS = 6
+};
+
+struct mb_shm_section {
+    uint32_t type; /* enum mb_shm_section_type; 0 = unused entry */
+    uint32_t entry_size;
+    uint64_t offset; /* from the start of the region */
+    uint64_t count;  /* entries */
+    uint32_t items;  /* per type: counters or histograms per row; else 0 */
+    uint32_t _pad0;
+};
+_Static_assert(sizeof(struct mb_shm_section) == 32, "section directory entry");
+
+struct mb_shm_header {
+    uint64_t magic;
+    uint16_t layout_major;
+    uint16_t layout_minor;
+    uint32_t header_size;
+    uint64_t total_size;
+    uint64_t generation; /* atomic */
+    int32_t master_pid;
+    uint32_t state; /* enum mb_shm_state; atomic, release/acquire */
+    uint64_t birth_ms;
+    uint64_t retired_ms; /* atomic */
+    uint32_t worker_capacity;
+    uint32_t nsections;
+    uint64_t fold_seq; /* atomic; odd while the master folds a row */
+    uint8_t _reserved[56];
+    struct mb_shm_section sections[MB_SHM_MAX_SECTIONS];
+};
+_Static_assert(offsetof(struct mb_shm_header, layout_major) == 8, "header layout");
+_Static_assert(offsetof(struct mb_shm_header, total_size) == 16, "header layout");
+_Static_assert(offsetof(struct mb_shm_header, generation) == 24, "header layout");
+_Static_assert(offsetof(struct mb_shm_header, state) == 36, "header layout");
+_Static_assert(offsetof(struct mb_shm_header, birth_ms) == 40, "header layout");
+_Static_assert(offsetof(struct mb_shm_header, worker_capacity) == 56, "header layout");
+_Static_assert(offsetof(struct mb_shm_header, fold_seq) == 64, "header layout");
+_Static_assert(offsetof(struct mb_shm_header, sections) == 128, "header layout");
+_Static_assert(sizeof(struct mb_shm_header) == 640, "header size");
+_Static_assert(sizeof(struct mb_shm_header) % MB_SHM_ALIGN == 0, "header keeps sections aligned");
 
 enum mb_shm_worker_state {
     MB_WORKER_FREE = 0,     /* record unused */
@@ -31,7 +174,7 @@ enum mb_shm_worker_state {
 };
 
 struct mb_shm_worker {
-    uint32_t state;      /* enum mb_shm_worker_state */
+    uint32_t state; /* enum mb_shm_worker_state */
     int32_t pid;
     uint32_t slot;
     uint32_t restarts;   /* respawns of this slot in this generation */
@@ -44,5 +187,24 @@ struct mb_shm_worker {
     uint8_t _pad1[8];
 };
 _Static_assert(sizeof(struct mb_shm_worker) == 64, "worker record is one cache line");
+_Static_assert(offsetof(struct mb_shm_worker, generation) == 16, "worker layout");
+_Static_assert(offsetof(struct mb_shm_worker, last_exit_status) == 40, "worker layout");
+_Static_assert(offsetof(struct mb_shm_worker, connections) == 48, "worker layout");
+
+/* Histogram bucket upper bounds in microseconds (Prometheus "le" values are
+ * these / 1e6 seconds). Part of the layout: changing them bumps the major. */
+#define MB_HIST_NBUCKETS 14
+#define MB_HIST_BOUNDS_US                                                                          \
+    {                                                                                              \
+        500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000,      \
+            5000000, 10000000                                                                      \
+    }
+
+struct mb_shm_hist {
+    uint64_t count;  /* observations, including those above the last bound */
+    uint64_t sum_ns; /* sum of observed values */
+    uint64_t bucket[MB_HIST_NBUCKETS];
+};
+_Static_assert(sizeof(struct mb_shm_hist) == 128, "histogram is two cache lines");
 
 #endif

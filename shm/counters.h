@@ -1,0 +1,166 @@
+/*
+ * shm/counters.h — the gateway's counters and latency histograms, declared
+ * once here (CONVENTIONS rule 12): the X-macro tables below generate the enum
+ * ids, the names and help texts that the dump tool prints and /metrics
+ * exports. Storage is the region's counter and histogram rows (layout.h §3,
+ * §4).
+ *
+ * Which row does a process write? The row with the index of its worker-table
+ * record (struct mb_worker_args.worker_index); the master writes the master
+ * row (mb_counters_master_row()). A row has exactly one writer, so an
+ * increment is a relaxed load and store, not a locked instruction. When the
+ * master reaps a worker, mb_shm_worker_reaped() folds that row into the master
+ * row, so sums never go backwards.
+ *
+ * To add a counter or histogram: append a line at the END of its table (the
+ * order is the layout; appending is a minor change, anything else a major).
+ */
+#ifndef MB_SHM_COUNTERS_H
+#define MB_SHM_COUNTERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shm/layout.h"
+#include "shm/shm.h"
+
+enum mb_counter_type { MB_CTR_COUNTER = 0, MB_CTR_GAUGE = 1 };
+
+/*
+ * X(ID, name, type, family, kind, help)
+ *   name    the key in the dump tool and its JSON ("family" or "family.kind")
+ *   family  the metric family (/metrics: mcp_bridge_<family>)
+ *   kind    the value of the family's "kind" label, or NULL
+ * Written by: workers unless marked (master).
+ */
+#define MB_COUNTERS(X)                                                                             \
+    X(CONNECTIONS_TOTAL, "connections_total", MB_CTR_COUNTER, "connections_total", NULL,           \
+      "Client connections accepted.")                                                              \
+    X(CONNECTIONS_ACTIVE, "connections_active", MB_CTR_GAUGE, "connections_active", NULL,          \
+      "Client connections open now.")                                                              \
+    X(WS_MESSAGES_IN, "ws_messages_in", MB_CTR_COUNTER, "ws_messages_in", NULL,                    \
+      "WebSocket messages received from clients.")                                                 \
+    X(WS_MESSAGES_OUT, "ws_messages_out", MB_CTR_COUNTER, "ws_messages_out", NULL,                 \
+      "WebSocket messages sent to clients.")                                                       \
+    X(REQUESTS_TOTAL, "requests_total", MB_CTR_COUNTER, "requests_total", NULL,                    \
+      "JSON-RPC messages received from clients.")                                                  \
+    X(REQUEST_ERRORS_PARSE_ERROR, "request_errors.parse_error", MB_CTR_COUNTER, "request_errors",  \
+      "parse_error", "Client messages that were not JSON (-32700).")                               \
+    X(REQUEST_ERRORS_INVALID_REQUEST, "request_errors.invalid_request", MB_CTR_COUNTER,            \
+      "request_errors", "invalid_request", "Client messages that were not JSON-RPC (-32600).")     \
+    X(REQUEST_ERRORS_METHOD_NOT_FOUND, "request_errors.method_not_found", MB_CTR_COUNTER,          \
+      "request_errors", "method_not_found", "Requests for an unknown method (-32601).")            \
+    X(REQUEST_ERRORS_OVERSIZE, "request_errors.oversize", MB_CTR_COUNTER, "request_errors",        \
+      "oversize", "Client messages over server.max_message_size (close 1009).")                    \
+    X(REQUEST_ERRORS_BINARY_FRAME, "request_errors.binary_frame", MB_CTR_COUNTER,                  \
+      "request_errors", "binary_frame", "Binary WebSocket frames from clients (close 1003).")      \
+    X(BYTES_IN, "bytes_in", MB_CTR_COUNTER, "bytes_in", NULL,                                      \
+      "Payload bytes received from clients.")                                                      \
+    X(BYTES_OUT, "bytes_out", MB_CTR_COUNTER, "bytes_out", NULL, "Payload bytes sent to clients.") \
+    X(RELOADS, "reloads", MB_CTR_COUNTER, "reloads", NULL,                                         \
+      "Configuration reloads that took effect (master).")                                          \
+    X(WORKER_RESTARTS, "worker_restarts", MB_CTR_COUNTER, "worker_restarts", NULL,                 \
+      "Worker processes respawned after they died (master).")
+
+/* X(ID, name, help): latency histograms in the buckets of layout.h §4. */
+#define MB_HISTOGRAMS(X)                                                                           \
+    X(REQUEST_DURATION, "request_duration",                                                        \
+      "Time from a client request's arrival to the gateway's reply.")
+
+enum mb_counter {
+#define MB_X_(id, name, type, family, kind, help) MB_CTR_##id,
+    MB_COUNTERS(MB_X_)
+#undef MB_X_
+        MB_CTR__COUNT
+};
+
+enum mb_hist {
+#define MB_X_(id, name, help) MB_HIST_##id,
+    MB_HISTOGRAMS(MB_X_)
+#undef MB_X_
+        MB_HIST__COUNT
+};
+
+struct mb_counter_info {
+    const char *name;
+    enum mb_counter_type type;
+    const char *family;
+    const char *kind;
+    const char *help;
+};
+struct mb_hist_info {
+    const char *name;
+    const char *help;
+};
+extern const struct mb_counter_info mb_counters_info[MB_CTR__COUNT];
+extern const struct mb_hist_info mb_counters_hist_info[MB_HIST__COUNT];
+/* Upper bounds of the finite buckets, in microseconds. */
+extern const uint64_t mb_counters_hist_bounds_us[MB_HIST_NBUCKETS];
+
+static inline uint32_t mb_counters_master_row(const struct mb_shm *shm)
+{
+    return shm->nrows - 1;
+}
+
+static inline uint64_t *mb_counters_row(struct mb_shm *shm, uint32_t row)
+{
+    return shm->counters + (size_t)row * shm->counter_stride;
+}
+
+static inline struct mb_shm_hist *mb_counters_hist_row(struct mb_shm *shm, uint32_t row)
+{
+    return shm->hists + (size_t)row * shm->hist_stride;
+}
+
+/* Adds delta (negative for a gauge going down) to a counter of the caller's
+ * own row. Single writer per row: no locked instruction. */
+static inline void mb_counters_add(struct mb_shm *shm, uint32_t row, enum mb_counter id,
+                                   int64_t delta)
+{
+    uint64_t *p = mb_counters_row(shm, row) + id;
+    __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + (uint64_t)delta, __ATOMIC_RELAXED);
+}
+
+/* Index of the bucket a value falls in; MB_HIST_NBUCKETS = above the last. */
+static inline unsigned mb_counters_hist_bucket(uint64_t ns)
+{
+    unsigned i = 0;
+    while (i < MB_HIST_NBUCKETS && ns > mb_counters_hist_bounds_us[i] * 1000u)
+        i++;
+    return i;
+}
+
+/* Records one observation (nanoseconds) in a histogram of the caller's own
+ * row. count, then sum, then the bucket with release (layout.h §4). */
+static inline void mb_counters_observe(struct mb_shm *shm, uint32_t row, enum mb_hist id,
+                                       uint64_t ns)
+{
+    struct mb_shm_hist *h = mb_counters_hist_row(shm, row) + id;
+    __atomic_store_n(&h->count, __atomic_load_n(&h->count, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&h->sum_ns, __atomic_load_n(&h->sum_ns, __ATOMIC_RELAXED) + ns,
+                     __ATOMIC_RELAXED);
+    unsigned b = mb_counters_hist_bucket(ns);
+    if (b < MB_HIST_NBUCKETS)
+        __atomic_store_n(&h->bucket[b], __atomic_load_n(&h->bucket[b], __ATOMIC_RELAXED) + 1,
+                         __ATOMIC_RELEASE);
+}
+
+/* Readers: sums every row (workers and master row) into out[0..n), consistent
+ * with respect to folding (retries while the master folds). Returns how many
+ * counters were filled: min(n, counters in the region); the rest of out is
+ * zeroed. A gauge's sum is an int64_t stored in the uint64_t. */
+size_t mb_counters_snapshot(const struct mb_shm *shm, uint64_t *out, size_t n);
+/* One counter's sum; 0 for a counter the region does not hold. */
+uint64_t mb_counters_sum(const struct mb_shm *shm, enum mb_counter id);
+/* Readers: the same for histograms; returns how many were filled. */
+size_t mb_counters_hist_snapshot(const struct mb_shm *shm, struct mb_shm_hist *out, size_t n);
+/* The q-quantile (0 < q <= 1) of a histogram in milliseconds, interpolated
+ * linearly inside its bucket (like Prometheus' histogram_quantile). Returns
+ * -1 for an empty histogram and INFINITY when it falls above the last bound. */
+double mb_counters_hist_quantile(const struct mb_shm_hist *h, double q);
+
+/* Master (through mb_shm_worker_reaped): folds a dead worker's rows into the
+ * master row and zeroes them, inside the header's fold_seq sequence lock. */
+void mb_counters_fold(struct mb_shm *shm, uint32_t row);
+
+#endif
