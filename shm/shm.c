@@ -393,9 +393,6 @@ void mb_shm_worker_conn_add(struct mb_shm *shm, uint32_t index, int64_t delta)
     __atomic_store_n(&w->connections,
                      __atomic_load_n(&w->connections, __ATOMIC_RELAXED) + (uint64_t)delta,
                      __ATOMIC_RELAXED);
-    mb_counters_add(shm, index, MB_CTR_CONNECTIONS_ACTIVE, delta);
-    if (delta > 0)
-        mb_counters_add(shm, index, MB_CTR_CONNECTIONS_TOTAL, delta);
 }
 
 const char *mb_shm_worker_state_name(uint32_t state)

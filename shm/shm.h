@@ -89,9 +89,9 @@ void mb_shm_worker_reaped(struct mb_shm *shm, uint32_t index, int wait_status, b
  * (release store). heartbeat stores the wall clock in ms. */
 void mb_shm_worker_set_state(struct mb_shm *shm, uint32_t index, uint32_t state);
 void mb_shm_worker_heartbeat(struct mb_shm *shm, uint32_t index);
-/* Worker: a client connection opened (+1) or closed (-1). Also keeps the
- * worker's connections_active gauge and, for delta > 0, connections_total in
- * its counter row: the worker must not count those two itself. */
+/* Worker: a client connection opened (+1) or closed (-1): the record's
+ * connections field only. The connections_total and connections_active
+ * counters are the worker's to count (mb_counters_add). */
 void mb_shm_worker_conn_add(struct mb_shm *shm, uint32_t index, int64_t delta);
 
 static inline struct mb_shm_worker *mb_shm_worker_at(struct mb_shm *shm, uint32_t index)

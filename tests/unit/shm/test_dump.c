@@ -87,8 +87,11 @@ static struct mb_shm *make_region(const char *path, int32_t *pids)
         cr_assert_eq(i, (int)slot);
         mb_shm_worker_started(s, (uint32_t)i, pids[slot]);
         mb_shm_worker_set_state(s, (uint32_t)i, MB_WORKER_RUNNING);
-        for (int c = 0; c < (int)slot + 2; c++)
+        for (int c = 0; c < (int)slot + 2; c++) {
             mb_shm_worker_conn_add(s, (uint32_t)i, 1);
+            mb_counters_add(s, (uint32_t)i, MB_CTR_CONNECTIONS_TOTAL, 1);
+            mb_counters_add(s, (uint32_t)i, MB_CTR_CONNECTIONS_ACTIVE, 1);
+        }
         mb_counters_add(s, (uint32_t)i, MB_CTR_REQUESTS_TOTAL, 1000 * (slot + 1));
         mb_counters_add(s, (uint32_t)i, MB_CTR_REQUEST_ERRORS_PARSE_ERROR, 4);
         for (int k = 0; k < 10; k++)

@@ -200,6 +200,10 @@ Test(shm, worker_alloc_free_respawn)
     mb_shm_worker_conn_add(s, (uint32_t)b, 1);
     mb_shm_worker_conn_add(s, (uint32_t)b, -1);
     cr_expect_eq(w->connections, 1);
+    /* what the worker counts next to it */
+    mb_counters_add(s, (uint32_t)b, MB_CTR_CONNECTIONS_TOTAL, 2);
+    mb_counters_add(s, (uint32_t)b, MB_CTR_CONNECTIONS_ACTIVE, 2);
+    mb_counters_add(s, (uint32_t)b, MB_CTR_CONNECTIONS_ACTIVE, -1);
     cr_expect_eq(mb_counters_sum(s, MB_CTR_CONNECTIONS_ACTIVE), 1);
     cr_expect_eq(mb_counters_sum(s, MB_CTR_CONNECTIONS_TOTAL), 2);
 
