@@ -1,0 +1,361 @@
+/*
+ * tests/load/reply.c — see reply.h. The scanner is a strict JSON walker for
+ * the top level (object, string keys, values) that remembers the members a
+ * reply is matched on and skips every other value by counting brackets
+ * outside strings. It never reads past n and never recurses.
+ */
+#include "tests/load/reply.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct scan {
+    const char *p, *end;
+};
+
+static void skip_ws(struct scan *s)
+{
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+        s->p++;
+}
+
+/* At a '"': moves past the closing quote. Sets *start and *len to the raw
+ * contents (escapes not decoded). */
+static int scan_string(struct scan *s, const char **start, size_t *len)
+{
+    if (s->p >= s->end || *s->p != '"')
+        return -1;
+    const char *b = ++s->p;
+    while (s->p < s->end) {
+        unsigned char c = (unsigned char)*s->p;
+        if (c == '"') {
+            if (start) {
+                *start = b;
+                *len = (size_t)(s->p - b);
+            }
+            s->p++;
+            return 0;
+        }
+        if (c == '\\') {
+            if (s->p + 1 >= s->end)
+                return -1;
+            s->p += 2;
+            continue;
+        }
+        if (c < 0x20)
+            return -1;
+        s->p++;
+    }
+    return -1;
+}
+
+/* A number or a literal: the run of characters up to a delimiter. */
+static int scan_atom(struct scan *s, const char **start, size_t *len)
+{
+    const char *b = s->p;
+    while (s->p < s->end) {
+        char c = *s->p;
+        if (c == ',' || c == '}' || c == ']' || c == ' ' || c == '\t' || c == '\n' || c == '\r')
+            break;
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '-' || c == '+' ||
+              c == '.' || c == 'E'))
+            return -1;
+        s->p++;
+    }
+    if (s->p == b)
+        return -1;
+    *start = b;
+    *len = (size_t)(s->p - b);
+    if (*len == 4 && (memcmp(b, "true", 4) == 0 || memcmp(b, "null", 4) == 0))
+        return 0;
+    if (*len == 5 && memcmp(b, "false", 5) == 0)
+        return 0;
+    if (b[0] == '-' || (b[0] >= '0' && b[0] <= '9'))
+        return 0;
+    return -1;
+}
+
+/* Skips any value; containers by bracket counting (strings skipped whole). */
+static int skip_value(struct scan *s)
+{
+    skip_ws(s);
+    if (s->p >= s->end)
+        return -1;
+    if (*s->p == '"')
+        return scan_string(s, NULL, NULL);
+    if (*s->p != '{' && *s->p != '[') {
+        const char *b;
+        size_t l;
+        return scan_atom(s, &b, &l);
+    }
+    /* Brackets must pair; a stack of 64 levels as bits is plenty for a reply
+     * and keeps the walk iterative. Deeper input is rejected. */
+    uint64_t stack = 0;
+    int depth = 0;
+    while (s->p < s->end) {
+        char c = *s->p;
+        if (c == '"') {
+            if (scan_string(s, NULL, NULL) != 0)
+                return -1;
+            continue;
+        }
+        if (c == '{' || c == '[') {
+            if (depth == 64)
+                return -1;
+            stack = (stack << 1) | (c == '{');
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (depth == 0 || (int)(stack & 1) != (c == '}'))
+                return -1;
+            stack >>= 1;
+            if (--depth == 0) {
+                s->p++;
+                return 0;
+            }
+        }
+        s->p++;
+    }
+    return -1;
+}
+
+static int parse_int(const char *b, size_t l, int64_t *out)
+{
+    if (l == 0 || l > 19)
+        return -1;
+    size_t i = 0;
+    int neg = 0;
+    if (b[0] == '-') {
+        neg = 1;
+        i = 1;
+        if (l == 1)
+            return -1;
+    }
+    if (b[i] == '0' && l > i + 1)
+        return -1;
+    uint64_t v = 0; /* 19 digits fit in uint64; the sign range is checked after */
+    for (; i < l; i++) {
+        if (b[i] < '0' || b[i] > '9')
+            return -1;
+        v = v * 10 + (uint64_t)(b[i] - '0');
+    }
+    if (v > (uint64_t)INT64_MAX)
+        return -1;
+    *out = neg ? -(int64_t)v : (int64_t)v;
+    return 0;
+}
+
+static int key_is(const char *k, size_t kl, const char *want)
+{
+    size_t wl = strlen(want);
+    return kl == wl && memcmp(k, want, wl) == 0;
+}
+
+/* Walks an object's members, calling member() on each with the scanner at
+ * the value; member() must consume the value. */
+static int walk_object(struct scan *s, int (*member)(struct scan *, const char *, size_t, void *),
+                       void *arg)
+{
+    skip_ws(s);
+    if (s->p >= s->end || *s->p != '{')
+        return -1;
+    s->p++;
+    skip_ws(s);
+    if (s->p < s->end && *s->p == '}') {
+        s->p++;
+        return 0;
+    }
+    for (;;) {
+        const char *k;
+        size_t kl;
+        skip_ws(s);
+        if (scan_string(s, &k, &kl) != 0)
+            return -1;
+        skip_ws(s);
+        if (s->p >= s->end || *s->p != ':')
+            return -1;
+        s->p++;
+        skip_ws(s);
+        if (member(s, k, kl, arg) != 0)
+            return -1;
+        skip_ws(s);
+        if (s->p >= s->end)
+            return -1;
+        if (*s->p == ',') {
+            s->p++;
+            continue;
+        }
+        if (*s->p == '}') {
+            s->p++;
+            return 0;
+        }
+        return -1;
+    }
+}
+
+static int error_member(struct scan *s, const char *k, size_t kl, void *arg)
+{
+    struct mb_load_reply *r = arg;
+    if (key_is(k, kl, "code") && s->p < s->end && *s->p != '"' && *s->p != '{' && *s->p != '[') {
+        const char *b;
+        size_t l;
+        if (scan_atom(s, &b, &l) != 0)
+            return -1;
+        if (parse_int(b, l, &r->error_code) == 0)
+            r->has_code = 1;
+        return 0;
+    }
+    return skip_value(s);
+}
+
+static int top_member(struct scan *s, const char *k, size_t kl, void *arg)
+{
+    struct mb_load_reply *r = arg;
+    if (key_is(k, kl, "id")) {
+        if (s->p < s->end && *s->p == '"') {
+            r->id_kind = MB_LOAD_ID_OTHER;
+            return scan_string(s, NULL, NULL);
+        }
+        if (s->p < s->end && (*s->p == '{' || *s->p == '[')) {
+            r->id_kind = MB_LOAD_ID_OTHER;
+            return skip_value(s);
+        }
+        const char *b;
+        size_t l;
+        if (scan_atom(s, &b, &l) != 0)
+            return -1;
+        if (l == 4 && memcmp(b, "null", 4) == 0)
+            r->id_kind = MB_LOAD_ID_NULL;
+        else if (parse_int(b, l, &r->id) == 0)
+            r->id_kind = MB_LOAD_ID_INT;
+        else
+            r->id_kind = MB_LOAD_ID_OTHER;
+        return 0;
+    }
+    if (key_is(k, kl, "error")) {
+        r->has_error = 1;
+        if (s->p < s->end && *s->p == '{')
+            return walk_object(s, error_member, r);
+        return skip_value(s);
+    }
+    if (key_is(k, kl, "result"))
+        r->has_result = 1;
+    else if (key_is(k, kl, "method"))
+        r->has_method = 1;
+    return skip_value(s);
+}
+
+int mb_load_reply_parse(const char *p, size_t n, struct mb_load_reply *r)
+{
+    memset(r, 0, sizeof(*r));
+    struct scan s = {p, p + n};
+    if (walk_object(&s, top_member, r) != 0)
+        return -1;
+    skip_ws(&s);
+    return s.p == s.end ? 0 : -1;
+}
+
+int mb_load_inflight_init(struct mb_load_inflight *f, uint32_t cap)
+{
+    f->e = calloc(cap, sizeof(*f->e));
+    f->n = 0;
+    f->cap = f->e ? cap : 0;
+    return f->e ? 0 : -ENOMEM;
+}
+
+void mb_load_inflight_free(struct mb_load_inflight *f)
+{
+    free(f->e);
+    f->e = NULL;
+    f->n = f->cap = 0;
+}
+
+int mb_load_inflight_add(struct mb_load_inflight *f, const struct mb_load_pending *p)
+{
+    if (f->n == f->cap)
+        return -1;
+    f->e[f->n++] = *p;
+    return 0;
+}
+
+static void remove_at(struct mb_load_inflight *f, uint32_t i, struct mb_load_pending *out)
+{
+    if (out)
+        *out = f->e[i];
+    memmove(&f->e[i], &f->e[i + 1], (f->n - i - 1) * sizeof(*f->e));
+    f->n--;
+}
+
+int mb_load_inflight_take(struct mb_load_inflight *f, int64_t id, struct mb_load_pending *out)
+{
+    for (uint32_t i = 0; i < f->n; i++) {
+        if (f->e[i].id == id && f->e[i].kind != MB_LOAD_REQ_NOTIFY) {
+            remove_at(f, i, out);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int mb_load_inflight_take_oldest(struct mb_load_inflight *f, struct mb_load_pending *out)
+{
+    if (f->n == 0)
+        return -1;
+    remove_at(f, 0, out);
+    return 0;
+}
+
+uint32_t mb_load_inflight_count(const struct mb_load_inflight *f, int kind)
+{
+    uint32_t c = 0;
+    for (uint32_t i = 0; i < f->n; i++)
+        c += f->e[i].kind == kind;
+    return c;
+}
+
+uint64_t mb_load_inflight_oldest_sent(const struct mb_load_inflight *f)
+{
+    uint64_t m = 0;
+    for (uint32_t i = 0; i < f->n; i++)
+        if (m == 0 || f->e[i].sent_ns < m)
+            m = f->e[i].sent_ns;
+    return m;
+}
+
+/* The oldest entry that expects a reply (notifications get none on WebSocket). */
+static int take_oldest_request(struct mb_load_inflight *f, struct mb_load_pending *out)
+{
+    for (uint32_t i = 0; i < f->n; i++) {
+        if (f->e[i].kind != MB_LOAD_REQ_NOTIFY) {
+            remove_at(f, i, out);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int mb_load_reply_match(struct mb_load_inflight *f, const char *msg, size_t n,
+                        struct mb_load_pending *out, int64_t *code)
+{
+    struct mb_load_reply r;
+    if (mb_load_reply_parse(msg, n, &r) != 0)
+        return MB_LOAD_MATCH_INVALID;
+    if (r.has_method)
+        return MB_LOAD_MATCH_SERVER;
+    if (r.has_result == r.has_error)
+        return MB_LOAD_MATCH_INVALID;
+    if (r.has_error && r.id_kind == MB_LOAD_ID_NULL) {
+        *code = r.has_code ? r.error_code : 0;
+        return take_oldest_request(f, out) == 0 ? MB_LOAD_MATCH_ERROR : MB_LOAD_MATCH_BAD_ID;
+    }
+    if (r.id_kind != MB_LOAD_ID_INT || mb_load_inflight_take(f, r.id, out) != 0) {
+        if (take_oldest_request(f, out) != 0)
+            out->kind = -1;
+        return MB_LOAD_MATCH_BAD_ID;
+    }
+    if (r.has_error) {
+        *code = r.has_code ? r.error_code : 0;
+        return MB_LOAD_MATCH_ERROR;
+    }
+    return MB_LOAD_MATCH_OK;
+}
