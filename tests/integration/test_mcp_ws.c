@@ -441,3 +441,39 @@ WS_TEST(healthz_answers_200)
         cr_assert(rc == 0 && status == 200, "GET /healthz #%d: rc %d status %d", i, rc, status);
     }
 }
+
+static bool connections_total_is(void *arg)
+{
+    uint64_t want = *(uint64_t *)arg, sum = 0;
+    struct mb_test_shm s;
+    if (mb_test_shm_read(gw, &s) != 0) {
+        mb_test_shm_clear(&s);
+        return false;
+    }
+    for (size_t i = 0; i < s.n; i++)
+        if (!strcmp(s.w[i].state, "running"))
+            sum += s.w[i].connections;
+    mb_test_shm_clear(&s);
+    return sum == want;
+}
+
+WS_TEST(shm_dump_counts_open_connections)
+{
+    start(NULL);
+    uint64_t want = 0;
+    cr_assert_eq(mb_test_wait_until(connections_total_is, &want, 3000, 20), 0,
+                 "connections not 0 at start");
+    struct mb_wsclient *c[3];
+    for (int i = 0; i < 3; i++) {
+        c[i] = ws_open(i % 2 ? "/" : "/mcp", NULL);
+        expect_ping(c[i], i + 1); /* accepted and served, so surely counted */
+    }
+    want = 3;
+    cr_assert_eq(mb_test_wait_until(connections_total_is, &want, 3000, 20), 0,
+                 "the running workers' connections do not add up to 3");
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(mb_wsclient_close(c[i], 1000, IO_MS), 0);
+    want = 0;
+    cr_assert_eq(mb_test_wait_until(connections_total_is, &want, 3000, 20), 0,
+                 "connections not back to 0 after the clients closed");
+}

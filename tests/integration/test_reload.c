@@ -113,6 +113,9 @@ static void *stream_main(void *arg)
             if (st->failed++ == 0)
                 snprintf(st->first_error, sizeof(st->first_error), "%s", err);
         }
+        /* Steady, not flat out: every request leaves a TIME_WAIT entry, and
+         * loopback has ~28k ephemeral ports for the whole test suite. */
+        mb_test_sleep_ms(2);
     }
     return NULL;
 }
@@ -186,6 +189,7 @@ RELOAD_TEST(reload_under_a_stream_of_new_connections_loses_nothing)
     cr_assert_eq(st.failed, 0, "%ld of %ld requests failed across the reload; first: %s", st.failed,
                  st.failed + st.ok, st.first_error);
     cr_assert_geq(st.ok, 20, "only %ld requests in 3 s: the stream did not run", st.ok);
+    cr_log_info("%ld requests on new connections across the reload, none failed", st.ok);
 
     /* A new generation of workers with new pids... */
     struct mb_test_shm s;
@@ -312,4 +316,38 @@ RELOAD_TEST(websocket_open_across_a_reload_is_closed_with_1001)
     }
     /* New sessions are served by the new generation. */
     cr_assert_eq(ping_once(gw->port, 99, err, sizeof(err)), 0, "after the reload: %s", err);
+}
+
+RELOAD_TEST(reload_can_change_the_number_of_workers)
+{
+    struct mb_test_conf conf = {.workers = 2, .shutdown_timeout = "2s"};
+    start(&conf);
+    pid_t old[2];
+    uint64_t gen = running_workers(2, old);
+    static const int counts[] = {3, 1};
+    for (size_t k = 0; k < 2; k++) {
+        conf.workers = counts[k];
+        cr_assert_eq(mb_test_daemon_write_conf(gw, &conf), 0);
+        cr_assert_eq(mb_test_daemon_signal(gw, SIGHUP), 0);
+        gen++;
+        struct mb_test_shm s;
+        int rc = mb_test_shm_wait_running(gw, (size_t)counts[k], gen, &s, 8000);
+        cr_assert_eq(rc, 0, "not %d running workers of generation %llu after the reload: %s",
+                     counts[k], (unsigned long long)gen, s.raw ? s.raw : "(no dump)");
+        /* One per slot 0..n-1. */
+        bool slot_seen[8] = {0};
+        for (size_t i = 0; i < s.n; i++) {
+            if (strcmp(s.w[i].state, "running") != 0)
+                continue;
+            cr_assert(s.w[i].slot >= 0 && s.w[i].slot < counts[k] && !slot_seen[s.w[i].slot],
+                      "bad slot %d: %s", s.w[i].slot, s.raw);
+            slot_seen[s.w[i].slot] = true;
+        }
+        mb_test_shm_clear(&s);
+        for (long i = 1; i <= 5; i++) {
+            char err[256] = "";
+            cr_assert_eq(ping_once(gw->port, i, err, sizeof(err)), 0, "with %d workers: %s",
+                         counts[k], err);
+        }
+    }
 }
