@@ -87,6 +87,15 @@ static void start(const struct mb_test_conf *conf)
     }
 }
 
+/* Every test that ran the daemon ends here: it must stop on SIGTERM with exit
+ * 0 and have printed no sanitizer report (this is what makes `make asan`
+ * catch memory errors in the daemon). */
+static void finish(void)
+{
+    char why[4096];
+    cr_assert_eq(mb_test_daemon_finish(gw, 5000, why, sizeof(why)), 0, "%s", why);
+}
+
 static bool file_exists(const char *path)
 {
     struct stat st;
@@ -225,6 +234,7 @@ CLI_TEST(signal_stop_stops_the_running_master)
     cr_assert(WIFEXITED(gw->status) && WEXITSTATUS(gw->status) == 0, "master wait status %#x",
               gw->status);
     cr_assert(!file_exists(gw->pid_path), "pid file left behind");
+    finish();
 }
 
 static bool all_new(const struct mb_test_shm *s, const pid_t *old, size_t nold)
@@ -260,6 +270,7 @@ CLI_TEST(signal_reload_starts_new_workers)
     cr_assert(all_new(&s, old, 2), "a running worker kept its pid: %s", s.raw);
     mb_test_shm_clear(&s);
     cr_assert_eq(gw->pid > 0 && mb_test_pid_alive(gw->pid), true, "the master went away");
+    finish();
 }
 
 CLI_TEST(signal_quit_stops_gracefully)
@@ -273,6 +284,7 @@ CLI_TEST(signal_quit_stops_gracefully)
     cr_assert(WIFEXITED(gw->status) && WEXITSTATUS(gw->status) == 0, "master wait status %#x",
               gw->status);
     cr_assert(!file_exists(gw->pid_path), "pid file left behind");
+    finish();
 }
 
 static bool log_file_has_content(void *arg)
@@ -298,6 +310,7 @@ CLI_TEST(signal_reopen_reopens_the_error_log)
     free(out);
     cr_assert_eq(mb_test_wait_until(log_file_has_content, gw->log_path, 5000, 50), 0,
                  "nothing was written to a new %s after reopen", gw->log_path);
+    finish();
 }
 
 CLI_TEST(pid_option_overrides_pid_file)
@@ -324,6 +337,7 @@ CLI_TEST(pid_option_overrides_pid_file)
     free(out);
     cr_assert_eq(mb_test_daemon_wait_exit(gw, 5000), 0, "the master did not stop");
     cr_assert(!file_exists(alt), "pid file %s left behind", alt);
+    finish();
 }
 
 CLI_TEST(without_foreground_it_detaches_once_serving)

@@ -49,6 +49,15 @@ static void start(const struct mb_test_conf *conf)
     }
 }
 
+/* Every test that ran the daemon ends here: it must stop on SIGTERM with exit
+ * 0 and have printed no sanitizer report (this is what makes `make asan`
+ * catch memory errors in the daemon). */
+static void finish(void)
+{
+    char why[4096];
+    cr_assert_eq(mb_test_daemon_finish(gw, 5000, why, sizeof(why)), 0, "%s", why);
+}
+
 static struct mb_wsclient *ws_open(const char *path, const char *subprotocol)
 {
     char err[256];
@@ -193,6 +202,7 @@ WS_TEST(session_initialize_initialized_ping_tools_list)
     expect_ping(c, 2);
     expect_empty_tools(c, 3);
     cr_assert_eq(mb_wsclient_close(c, 1000, IO_MS), 0);
+    finish();
 }
 
 WS_TEST(protocol_version_negotiation)
@@ -208,6 +218,7 @@ WS_TEST(protocol_version_negotiation)
         expect_initialize(c, cases[i][0], cases[i][1]);
         expect_ping(c, 2);
     }
+    finish();
 }
 
 WS_TEST(request_before_initialize_is_served_in_an_implicit_session)
@@ -218,6 +229,7 @@ WS_TEST(request_before_initialize_is_served_in_an_implicit_session)
     expect_ping(c, 8);
     /* initialize afterwards is still answered normally. */
     expect_initialize(c, "2025-06-18", "2025-06-18");
+    finish();
 }
 
 WS_TEST(subprotocol_mcp_echoed_and_optional_on_every_path)
@@ -237,6 +249,7 @@ WS_TEST(subprotocol_mcp_echoed_and_optional_on_every_path)
         expect_initialize(without, "2025-11-25", "2025-11-25");
         expect_empty_tools(without, 2);
     }
+    finish();
 }
 
 WS_TEST(websocket_upgrade_on_a_path_not_configured_is_refused)
@@ -250,6 +263,7 @@ WS_TEST(websocket_upgrade_on_a_path_not_configured_is_refused)
     cr_assert_neq(rc, 0, "the upgrade on /not-an-mcp-path succeeded");
     /* ...and the listener still serves the configured paths. */
     expect_ping(ws_open("/mcp", NULL), 1);
+    finish();
 }
 
 WS_TEST(malformed_json_gets_parse_error_with_id_null)
@@ -261,6 +275,7 @@ WS_TEST(malformed_json_gets_parse_error_with_id_null)
     expect_error("{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ping\"} trailing", -32700, "null", c);
     /* The session survives bad input. */
     expect_ping(c, 3);
+    finish();
 }
 
 WS_TEST(invalid_requests_get_invalid_request)
@@ -274,6 +289,7 @@ WS_TEST(invalid_requests_get_invalid_request)
     expect_error("42", -32600, "null", c);
     expect_error("\"ping\"", -32600, "null", c);
     expect_ping(c, 10);
+    finish();
 }
 
 WS_TEST(unknown_method_gets_method_not_found_and_unknown_notification_nothing)
@@ -290,6 +306,7 @@ WS_TEST(unknown_method_gets_method_not_found_and_unknown_notification_nothing)
     cr_assert_eq(
         mb_wsclient_send_text(c, "{\"jsonrpc\":\"2.0\",\"method\":\"no/such/note\"}", IO_MS), 0);
     expect_ping(c, 13);
+    finish();
 }
 
 WS_TEST(ids_are_echoed_byte_for_byte)
@@ -320,6 +337,7 @@ WS_TEST(ids_are_echoed_byte_for_byte)
         snprintf(req, sizeof(req), "{\"jsonrpc\":\"2.0\",\"id\":%s,\"method\":[]}", ids[i]);
         expect_error(req, -32600, ids[i], c);
     }
+    finish();
 }
 
 WS_TEST(binary_frame_is_closed_with_1003)
@@ -332,6 +350,7 @@ WS_TEST(binary_frame_is_closed_with_1003)
     cr_assert_eq(mb_wsclient_send(c, MB_WS_OP_BINARY, ping, sizeof(ping) - 1, IO_MS), 0);
     expect_close(c, 1003, "binary frame");
     expect_ping(other, 2);
+    finish();
 }
 
 static char *big_ping(int id, size_t total)
@@ -389,6 +408,7 @@ WS_TEST(oversize_message_is_closed_with_1009_and_others_are_unaffected)
     expect_ping(other, 4);
     expect_empty_tools(other, 5);
     expect_ping(ws_open("/", NULL), 6);
+    finish();
 }
 
 WS_TEST(one_hundred_requests_in_flight_on_one_connection)
@@ -425,6 +445,7 @@ WS_TEST(one_hundred_requests_in_flight_on_one_connection)
         cJSON_Delete(j);
     }
     expect_ping(c, N + 1);
+    finish();
 }
 
 WS_TEST(healthz_answers_200)
@@ -440,6 +461,7 @@ WS_TEST(healthz_answers_200)
         rc = mb_test_http_get(gw->port, "/healthz", &status, NULL, 0, IO_MS);
         cr_assert(rc == 0 && status == 200, "GET /healthz #%d: rc %d status %d", i, rc, status);
     }
+    finish();
 }
 
 static bool connections_total_is(void *arg)
@@ -476,4 +498,5 @@ WS_TEST(shm_dump_counts_open_connections)
     want = 0;
     cr_assert_eq(mb_test_wait_until(connections_total_is, &want, 3000, 20), 0,
                  "connections not back to 0 after the clients closed");
+    finish();
 }

@@ -43,6 +43,15 @@ static void start(const struct mb_test_conf *conf)
     }
 }
 
+/* Every test that ran the daemon ends here: it must stop on SIGTERM with exit
+ * 0 and have printed no sanitizer report (this is what makes `make asan`
+ * catch memory errors in the daemon). */
+static void finish(void)
+{
+    char why[4096];
+    cr_assert_eq(mb_test_daemon_finish(gw, 5000, why, sizeof(why)), 0, "%s", why);
+}
+
 /* The running workers of the current dump: pids into pids[], returns gen. */
 static uint64_t running_workers(size_t n, pid_t *pids)
 {
@@ -221,6 +230,7 @@ RELOAD_TEST(reload_under_a_stream_of_new_connections_loses_nothing)
     cr_assert_eq(big_message(&code), MB_WS_OP_CLOSE,
                  "a 5000-byte message was served after reloading with max_message_size 4096");
     cr_assert_eq(code, 1009);
+    finish();
 }
 
 /* The line of text on which needle starts (1-based). */
@@ -280,6 +290,7 @@ RELOAD_TEST(reload_with_a_broken_file_keeps_serving_unchanged)
     cr_assert_eq(rc, 0, "a good reload after a bad one did not happen: %s",
                  s.raw ? s.raw : "(no dump)");
     mb_test_shm_clear(&s);
+    finish();
 }
 
 RELOAD_TEST(websocket_open_across_a_reload_is_closed_with_1001)
@@ -316,6 +327,7 @@ RELOAD_TEST(websocket_open_across_a_reload_is_closed_with_1001)
     }
     /* New sessions are served by the new generation. */
     cr_assert_eq(ping_once(gw->port, 99, err, sizeof(err)), 0, "after the reload: %s", err);
+    finish();
 }
 
 RELOAD_TEST(reload_can_change_the_number_of_workers)
@@ -350,4 +362,5 @@ RELOAD_TEST(reload_can_change_the_number_of_workers)
                          counts[k], err);
         }
     }
+    finish();
 }

@@ -42,6 +42,15 @@ static void start(const struct mb_test_conf *conf)
     }
 }
 
+/* Every test that ran the daemon ends here: it must stop on SIGTERM with exit
+ * 0 and have printed no sanitizer report (this is what makes `make asan`
+ * catch memory errors in the daemon). */
+static void finish(void)
+{
+    char why[4096];
+    cr_assert_eq(mb_test_daemon_finish(gw, 5000, why, sizeof(why)), 0, "%s", why);
+}
+
 /* One request on a new connection; 0 or -errno with the reason in err. */
 static int ping_once(long id, char *err, size_t errlen)
 {
@@ -120,6 +129,7 @@ RESPAWN_TEST(killed_worker_is_respawned_in_its_slot_while_the_port_answers)
         char err[256] = "";
         cr_assert_eq(ping_once(1000 + i, err, sizeof(err)), 0, "after the respawn: %s", err);
     }
+    finish();
 }
 
 static bool file_exists(const char *path)
@@ -163,6 +173,7 @@ RESPAWN_TEST(sigquit_stops_gracefully)
               gw->status);
     cr_assert(!file_exists(gw->pid_path), "pid file left behind");
     cr_assert_eq(mb_test_wait_until(group_gone, NULL, 2000, 20), 0, "workers outlived the master");
+    finish();
 }
 
 static void fast_stop(int sig)
@@ -191,9 +202,11 @@ static void fast_stop(int sig)
 RESPAWN_TEST(sigterm_stops_fast)
 {
     fast_stop(SIGTERM);
+    finish();
 }
 
 RESPAWN_TEST(sigint_stops_fast)
 {
     fast_stop(SIGINT);
+    finish();
 }

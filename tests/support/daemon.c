@@ -363,6 +363,53 @@ int mb_test_daemon_stop(struct mb_test_daemon *d, int timeout_ms)
     return rc;
 }
 
+char *mb_test_daemon_sanitizer_report(const struct mb_test_daemon *d)
+{
+    static const char *const markers[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                                          "runtime error:", "WARNING: ThreadSanitizer"};
+    char *out = mb_test_daemon_output(d), *found = NULL;
+    for (size_t i = 0; out && i < sizeof(markers) / sizeof(markers[0]); i++) {
+        char *p = strstr(out, markers[i]);
+        if (!p || (found && p > found))
+            continue;
+        found = p;
+    }
+    char *line = NULL;
+    if (found) {
+        while (found > out && found[-1] != '\n')
+            found--;
+        size_t n = strcspn(found, "\n");
+        /* The report's first line and a few of its frames say where. */
+        for (int k = 0; k < 6 && found[n] == '\n' && found[n + 1]; k++)
+            n += 1 + strcspn(found + n + 1, "\n");
+        line = strndup(found, n);
+    }
+    free(out);
+    return line;
+}
+
+int mb_test_daemon_finish(struct mb_test_daemon *d, int timeout_ms, char *why, size_t cap)
+{
+    why[0] = '\0';
+    if (d->pid > 0 && mb_test_daemon_stop(d, timeout_ms) != 0) {
+        snprintf(why, cap, "the master did not stop within %d ms of SIGTERM", timeout_ms);
+        return -1;
+    }
+    char *report = mb_test_daemon_sanitizer_report(d);
+    if (report) {
+        snprintf(why, cap, "sanitizer report in the daemon's output:\n%s", report);
+        free(report);
+        return -1;
+    }
+    if (!WIFEXITED(d->status) || WEXITSTATUS(d->status) != 0) {
+        snprintf(why, cap, "the master ended with wait status %#x (%s %d)", d->status,
+                 WIFEXITED(d->status) ? "exit" : "signal",
+                 WIFEXITED(d->status) ? WEXITSTATUS(d->status) : WTERMSIG(d->status));
+        return -1;
+    }
+    return 0;
+}
+
 static void remove_dir(const char *path)
 {
     DIR *dir = opendir(path);

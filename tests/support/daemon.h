@@ -75,6 +75,16 @@ int mb_test_daemon_wait_exit(struct mb_test_daemon *d, int timeout_ms);
 /* Fast stop: SIGTERM, wait up to timeout_ms, then SIGKILL; kills whatever is
  * left of the process group. Returns 0 when it exited on the TERM in time. */
 int mb_test_daemon_stop(struct mb_test_daemon *d, int timeout_ms);
+/*
+ * The end of a test that ran the daemon: stops it (SIGTERM, at most
+ * timeout_ms) unless it already exited, then checks that the master exited 0
+ * and that nothing in the master's output (where every process's stderr
+ * goes) is a sanitizer report. Returns 0, or -1 with what was wrong in why.
+ * This is how ASan/UBSan findings in the daemon fail the suite.
+ */
+int mb_test_daemon_finish(struct mb_test_daemon *d, int timeout_ms, char *why, size_t cap);
+/* The first sanitizer report line in the master's output (malloc'd), or NULL. */
+char *mb_test_daemon_sanitizer_report(const struct mb_test_daemon *d);
 /* True while any process of the daemon's group (master or worker) lives,
  * even after the master was reaped. */
 bool mb_test_daemon_group_alive(const struct mb_test_daemon *d);
