@@ -9,8 +9,15 @@
  * default when the file does not set it.
  *
  * A key whose feature is not built yet is rejected by the loader with
- * "not supported yet"; the matching field then simply keeps its default (and
- * the feature stays off) — see conf/keys.c for which keys those are.
+ * "not supported yet", except for the value that keeps the feature off
+ * (`enabled: false`, `[]`, `access_log: off`). Such a feature's `enabled`
+ * field reads false; its other fields keep the contract's defaults. Which
+ * keys those are, and how a feature is switched on, is in conf/keys.c; the
+ * table itself is declared in conf/keys.h.
+ *
+ * `file` is the path exactly as given to mb_conf_load(); relative paths in
+ * the file (pid_file, logs) are kept as written and mean "relative to the
+ * working directory", so the master must not chdir before using them.
  */
 #ifndef MB_CONF_CONF_H
 #define MB_CONF_CONF_H
