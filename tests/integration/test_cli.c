@@ -271,6 +271,8 @@ CLI_TEST(signal_reload_starts_new_workers)
     mb_test_shm_clear(&s);
     cr_assert_eq(gw->pid > 0 && mb_test_pid_alive(gw->pid), true, "the master went away");
     finish();
+    /* The master still knows where its pid file is after a reload. */
+    cr_assert(!file_exists(gw->pid_path), "pid file left behind after reload and stop");
 }
 
 CLI_TEST(signal_quit_stops_gracefully)
