@@ -266,7 +266,13 @@ int main(int argc, char **argv)
     if (!cli.foreground)
         opts.ready_fd = daemonize();
 
-    const char *pid_path = cli.pid_file ? cli.pid_file : conf->pid_file;
+    /* A copy: a reload frees the first generation's conf, and the pid file
+     * stays where it was at start. */
+    char *pid_path = strdup(cli.pid_file ? cli.pid_file : conf->pid_file);
+    if (pid_path == NULL) {
+        mb_log_error("out of memory");
+        return MB_EXIT_ERROR;
+    }
     if (mb_pidfile_write(pid_path, err, sizeof(err)) != MB_OK) {
         mb_log_error("%s", err);
         if (mb_log_fd() != 2 && cli.foreground)
@@ -286,6 +292,7 @@ int main(int argc, char **argv)
 
     rc = mb_master_run(&opts, conf, &socks, shm);
     mb_pidfile_remove(pid_path);
+    free(pid_path);
     mb_shm_close(&shm);
     return rc;
 }
