@@ -1,0 +1,238 @@
+/*
+ * worker/conn.c — per-connection state, the active and closing lists, the
+ * output queue and the 1 s sweep (see conn.h).
+ */
+#include "worker/conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/errors.h"
+#include "common/log.h"
+#include "conf/conf.h"
+#include "shm/shm.h"
+
+static void list_unlink(struct mb_conn_list *l, struct mb_conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        l->head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        l->tail = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void list_append(struct mb_conn_list *l, struct mb_conn *c)
+{
+    c->prev = l->tail;
+    c->next = NULL;
+    if (l->tail)
+        l->tail->next = c;
+    else
+        l->head = c;
+    l->tail = c;
+}
+
+static struct mb_conn_list *list_of(struct mb_conn *c)
+{
+    return c->closing ? &c->w->closing : &c->w->active;
+}
+
+struct mb_conn *mb_conn_new(struct mb_worker *w, struct lws *wsi)
+{
+    struct mb_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->w = w;
+    c->wsi = wsi;
+    c->last_active_ms = mb_worker_now_ms(w);
+    mb_mcp_session_init(&c->session);
+    list_append(&w->active, c);
+    w->nconns++;
+    lws_set_opaque_user_data(wsi, c);
+    mb_shm_worker_conn_add(w->shm, w->index, 1);
+    mb_worker_count(w, MB_CTR_CONNECTIONS_TOTAL, 1);
+    mb_worker_count(w, MB_CTR_CONNECTIONS_ACTIVE, 1);
+    return c;
+}
+
+void mb_conn_free(struct mb_conn **cp)
+{
+    struct mb_conn *c = *cp;
+    if (c == NULL)
+        return;
+    struct mb_worker *w = c->w;
+    struct mb_outmsg *m = c->out_head;
+    while (m != NULL) {
+        struct mb_outmsg *next = m->next;
+        free(m);
+        m = next;
+    }
+    mb_buf_free(&c->rx);
+    lws_set_opaque_user_data(c->wsi, NULL);
+    list_unlink(list_of(c), c);
+    w->nconns--;
+    mb_shm_worker_conn_add(w->shm, w->index, -1);
+    mb_worker_count(w, MB_CTR_CONNECTIONS_ACTIVE, -1);
+    free(c);
+    *cp = NULL;
+    mb_drain_conn_gone(w);
+}
+
+void mb_conn_touch(struct mb_conn *c)
+{
+    c->last_active_ms = mb_worker_now_ms(c->w);
+    if (c->closing || c->w->active.tail == c)
+        return;
+    list_unlink(&c->w->active, c);
+    list_append(&c->w->active, c);
+}
+
+void mb_conn_pong(struct mb_conn *c)
+{
+    c->pong_wait = false;
+}
+
+int mb_conn_enqueue(struct mb_conn *c, const char *data, size_t len)
+{
+    struct mb_outmsg *m = malloc(sizeof(*m) + LWS_PRE + len);
+    if (m == NULL)
+        return MB_ERR;
+    m->next = NULL;
+    m->len = len;
+    memcpy(m->buf + LWS_PRE, data, len);
+    if (c->out_tail)
+        c->out_tail->next = m;
+    else
+        c->out_head = m;
+    c->out_tail = m;
+    c->out_bytes += len;
+    if (!c->rx_paused && c->out_bytes > MB_CONN_OUT_HIGH) {
+        /* The client sends faster than it reads: stop reading from it. */
+        lws_rx_flow_control(c->wsi, 0);
+        c->rx_paused = true;
+    }
+    lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+int mb_conn_writeable(struct mb_conn *c)
+{
+    if (c->closing) {
+        if (c->is_ws)
+            lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+                             (unsigned char *)c->close_reason, strlen(c->close_reason));
+        return -1;
+    }
+    if (c->ping_due) {
+        /* lws 4.1.6 does not report an empty pong to the callback, so the
+         * ping carries a payload for the client to echo. */
+        unsigned char ping[LWS_PRE + 4];
+        memcpy(ping + LWS_PRE, "mbpk", 4);
+        c->ping_due = false;
+        if (lws_write(c->wsi, ping + LWS_PRE, 4, LWS_WRITE_PING) < 0)
+            return -1;
+        if (c->out_head)
+            lws_callback_on_writable(c->wsi);
+        return 0;
+    }
+    struct mb_outmsg *m = c->out_head;
+    if (m == NULL)
+        return 0;
+    /* lws sends what the socket takes and keeps the rest itself; a short
+     * count means the connection failed. */
+    int n = lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
+    if (n < 0 || (size_t)n < m->len)
+        return -1;
+    c->out_head = m->next;
+    if (c->out_head == NULL)
+        c->out_tail = NULL;
+    c->out_bytes -= m->len;
+    mb_worker_count(c->w, MB_CTR_WS_MESSAGES_OUT, 1);
+    mb_worker_count(c->w, MB_CTR_BYTES_OUT, (int64_t)m->len);
+    free(m);
+    mb_conn_touch(c);
+    if (c->rx_paused && c->out_bytes <= MB_CONN_OUT_LOW) {
+        lws_rx_flow_control(c->wsi, 1);
+        c->rx_paused = false;
+    }
+    if (c->out_head)
+        lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+static void kill_now(struct mb_conn *c)
+{
+    /* LWS_TO_KILL_ASYNC arms a timer due now: it goes to the front of lws's
+     * timer list, so it costs nothing to insert. The libev plugin only looks
+     * at its timer list after lws handled an event, so a timer armed from
+     * the worker's own timer must be followed by a wake-up of lws
+     * (mb_worker_kick_lws). */
+    c->killed = true;
+    c->w->kick_lws = true;
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+void mb_conn_close(struct mb_conn *c, uint16_t code, const char *reason)
+{
+    if (c->closing)
+        return;
+    struct mb_worker *w = c->w;
+    list_unlink(&w->active, c);
+    c->closing = true;
+    c->close_ms = mb_worker_now_ms(w);
+    c->close_code = code;
+    c->close_reason = reason;
+    list_append(&w->closing, c);
+    if (c->is_ws)
+        lws_callback_on_writable(c->wsi); /* the close frame goes out from there */
+    else
+        kill_now(c); /* lws does not call back an idle keep-alive connection */
+}
+
+void mb_conn_sweep(struct mb_worker *w, uint64_t now)
+{
+    const struct mb_conf_server *sv = &w->conf->server;
+    uint64_t idle = sv->idle_timeout > 0 ? (uint64_t)sv->idle_timeout : 0;
+    uint64_t ping = sv->websocket.ping_interval > 0 ? (uint64_t)sv->websocket.ping_interval : 0;
+    uint64_t first = idle && ping ? (idle < ping ? idle : ping) : (idle ? idle : ping);
+    int budget = MB_CONN_CLOSE_BUDGET;
+
+    /* Closes that did not complete: the client does not read. */
+    for (struct mb_conn *c = w->closing.head; c && c->close_ms + MB_CONN_CLOSE_GRACE_MS <= now;
+         c = c->next)
+        if (!c->killed)
+            kill_now(c);
+
+    if (first == 0)
+        return;
+    struct mb_conn *next;
+    for (struct mb_conn *c = w->active.head; c && c->last_active_ms + first <= now; c = next) {
+        next = c->next; /* mb_conn_close moves c to the closing list */
+        uint64_t silent = now - c->last_active_ms;
+        if (idle && silent >= idle) {
+            if (budget-- > 0)
+                mb_conn_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "idle timeout");
+            continue;
+        }
+        if (!ping || !c->is_ws)
+            continue;
+        if (c->pong_wait && now - c->ping_ms >= ping) {
+            mb_log_debug("no pong within %llu ms: dropping the connection",
+                         (unsigned long long)ping);
+            if (budget-- > 0)
+                mb_conn_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "no pong");
+            continue;
+        }
+        if (!c->pong_wait &&
+            now - (c->ping_ms > c->last_active_ms ? c->ping_ms : c->last_active_ms) >= ping) {
+            c->ping_ms = now;
+            c->pong_wait = true;
+            c->ping_due = true;
+            lws_callback_on_writable(c->wsi);
+        }
+    }
+}
