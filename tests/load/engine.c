@@ -82,6 +82,8 @@ struct conn {
     uint8_t connecting; /* counted in thr.connecting */
     uint8_t vu_busy;    /* stages: this VU slot is running iterations */
     uint8_t iter_ok;    /* stages: this iteration got its reply */
+    uint8_t notify_due; /* HTTP: notifications/initialized not yet acknowledged */
+    uint8_t last_resp;  /* HTTP: the server closes after this response: send nothing more */
     uint32_t idx;
     uint32_t gen;
     int64_t next_id;
@@ -136,7 +138,8 @@ struct thr {
     uint64_t inflight_calls;
     uint64_t rng;
     uint32_t src_rr;
-    int started; /* has seen t0 */
+    int started;       /* has seen t0 */
+    struct conn *cork; /* writes to it are gathered until its read is processed */
     /* open loop */
     uint64_t sched_start;
     double interval;
@@ -263,7 +266,11 @@ static void settle(struct thr *t, struct conn *c)
     }
 }
 
-static void conn_close(struct thr *t, struct conn *c, int reset)
+/* Closes the socket and drops the connection's buffers. keep_session keeps
+ * the HTTP session (Mcp-Session-Id is not tied to a TCP connection), so a
+ * keep-alive connection the server ended is replaced without a new
+ * initialize. */
+static void conn_close_ex(struct thr *t, struct conn *c, int reset, int keep_session)
 {
     if (c->fd >= 0) {
         if (reset) {
@@ -282,15 +289,23 @@ static void conn_close(struct thr *t, struct conn *c, int reset)
     free(c->rbuf);
     free(c->wbuf);
     free(c->frag);
-    free(c->session);
-    free(c->pversion);
     c->rbuf = c->wbuf = c->frag = NULL;
-    c->session = c->pversion = NULL;
+    if (!keep_session) {
+        free(c->session);
+        free(c->pversion);
+        c->session = c->pversion = NULL;
+    }
     c->rlen = c->rcap = c->wlen = c->wcap = c->flen = c->fcap = 0;
     c->want_out = 0;
+    c->last_resp = 0;
     c->deadline = 0;
     c->gen++;
     c->state = C_OFF;
+}
+
+static void conn_close(struct thr *t, struct conn *c, int reset)
+{
+    conn_close_ex(t, c, reset, 0);
 }
 
 static void pending_push(struct thr *t, struct conn *c, uint64_t not_before)
@@ -359,7 +374,7 @@ static void conn_fail(struct thr *t, struct conn *c, int conn_kind, int calls_ki
  * connection is broken (the caller fails it). */
 static int conn_write(struct thr *t, struct conn *c, const void *p, size_t n)
 {
-    if (c->wlen) {
+    if (c->wlen || t->cork == c) {
         if (buf_reserve(&c->wbuf, &c->wcap, c->wlen + n))
             return -1;
         memcpy(c->wbuf + c->wlen, p, n);
@@ -384,17 +399,18 @@ static int conn_write(struct thr *t, struct conn *c, const void *p, size_t n)
 
 static int conn_flush(struct thr *t, struct conn *c)
 {
-    if (!c->wlen) {
-        set_events(t, c, 0);
-        return 0;
+    if (c->wlen) {
+        ssize_t w = send(c->fd, c->wbuf, c->wlen, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                return -1;
+            w = 0;
+        }
+        memmove(c->wbuf, c->wbuf + w, c->wlen - (size_t)w);
+        c->wlen -= (size_t)w;
     }
-    ssize_t w = send(c->fd, c->wbuf, c->wlen, MSG_NOSIGNAL);
-    if (w < 0)
-        return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
-    memmove(c->wbuf, c->wbuf + w, c->wlen - (size_t)w);
-    c->wlen -= (size_t)w;
-    if (!c->wlen)
-        set_events(t, c, 0);
+    if ((c->wlen > 0) != c->want_out)
+        set_events(t, c, c->wlen > 0);
     return 0;
 }
 
@@ -461,7 +477,7 @@ static int send_request(struct thr *t, struct conn *c, uint64_t intended, uint64
 
 static void free_push(struct thr *t, struct conn *c)
 {
-    if (c->in_free || c->state != C_READY)
+    if (c->in_free || c->state != C_READY || c->last_resp)
         return;
     c->in_free = 1;
     t->freestk[t->nfree++] = c;
@@ -484,7 +500,7 @@ static void fill_pipeline(struct thr *t, struct conn *c)
 {
     uint64_t now = mb_time_mono_ns();
     uint32_t gen = c->gen;
-    while (c->gen == gen && c->state == C_READY &&
+    while (c->gen == gen && c->state == C_READY && !c->last_resp &&
            mb_load_inflight_count(&c->fl, MB_LOAD_REQ_CALL) < t->e->o->pipeline &&
            may_send(t, now)) {
         if (send_request(t, c, now, now) != 0) {
@@ -525,9 +541,25 @@ static void send_init(struct thr *t, struct conn *c)
         conn_fail(t, c, MB_LOAD_ERR_HANDSHAKE, MB_LOAD_ERR_LOST);
 }
 
+static const char initialized_note[] =
+    "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}";
+
+/* HTTP: the notification is a POST of its own, answered with 202. */
+static void send_notify(struct thr *t, struct conn *c)
+{
+    uint64_t now = mb_time_mono_ns();
+    struct mb_load_pending p = {
+        .id = -1, .intended_ns = now, .sent_ns = now, .kind = MB_LOAD_REQ_NOTIFY};
+    c->state = C_INIT_NOTIFY;
+    c->notify_due = 1;
+    c->deadline = now + t->e->o->timeout_ns;
+    if (mb_load_inflight_add(&c->fl, &p) != 0 ||
+        send_message(t, c, initialized_note, sizeof(initialized_note) - 1) != 0)
+        conn_fail(t, c, MB_LOAD_ERR_HANDSHAKE, MB_LOAD_ERR_LOST);
+}
+
 static void init_done(struct thr *t, struct conn *c, const char *msg, size_t n)
 {
-    static const char note[] = "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}";
     cJSON *j = cJSON_ParseWithLength(msg, n);
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "result"),
                                                       "protocolVersion");
@@ -537,16 +569,10 @@ static void init_done(struct thr *t, struct conn *c, const char *msg, size_t n)
     }
     cJSON_Delete(j);
     if (t->e->o->transport == MB_LOAD_HTTP) {
-        uint64_t now = mb_time_mono_ns();
-        struct mb_load_pending p = {
-            .id = -1, .intended_ns = now, .sent_ns = now, .kind = MB_LOAD_REQ_NOTIFY};
-        c->state = C_INIT_NOTIFY;
-        c->deadline = now + t->e->o->timeout_ns;
-        if (mb_load_inflight_add(&c->fl, &p) != 0 || send_message(t, c, note, sizeof(note) - 1))
-            conn_fail(t, c, MB_LOAD_ERR_HANDSHAKE, MB_LOAD_ERR_LOST);
+        send_notify(t, c);
         return;
     }
-    if (send_message(t, c, note, sizeof(note) - 1) != 0) {
+    if (send_message(t, c, initialized_note, sizeof(initialized_note) - 1) != 0) {
         conn_fail(t, c, MB_LOAD_ERR_CLOSED, MB_LOAD_ERR_LOST);
         return;
     }
@@ -819,6 +845,7 @@ static int http_response(struct thr *t, struct conn *c, const struct mb_load_htt
             conn_fail(t, c, MB_LOAD_ERR_HANDSHAKE, MB_LOAD_ERR_LOST);
             return -1;
         }
+        c->notify_due = 0;
         conn_ready(t, c);
         return c->gen == gen ? 0 : -1;
     }
@@ -831,6 +858,15 @@ static int http_response(struct thr *t, struct conn *c, const struct mb_load_htt
         t->res.errors[MB_LOAD_ERR_HTTP]++;
         mb_load_codes_add(&t->res.http_codes, r->status, 1);
         t->inflight_calls--;
+        if (r->status == 404 && c->session) {
+            /* The session is gone (the spec's signal): start a new one on
+             * a new connection; what else was in flight is lost. */
+            t->res.errors[MB_LOAD_ERR_LOST] += mb_load_inflight_count(&c->fl, MB_LOAD_REQ_CALL);
+            conn_close(t, c, 0);
+            if (!stopping(t))
+                pending_push(t, c, mb_time_mono_ns());
+            return -1;
+        }
         after_call(t, c);
         return c->gen == gen ? 0 : -1;
     }
@@ -911,13 +947,15 @@ static long process_http(struct thr *t, struct conn *c, uint8_t *buf, size_t len
         off += total;
         if (r.status < 200)
             continue; /* an interim response */
+        c->last_resp = (uint8_t)r.close;
         if (http_response(t, c, &r, body, blen) != 0 || c->gen != gen)
             return -1;
         if (r.close) {
             /* A normal end of a keep-alive connection: open another at once.
              * Pipelined requests behind this response are lost. */
             t->res.errors[MB_LOAD_ERR_LOST] += mb_load_inflight_count(&c->fl, MB_LOAD_REQ_CALL);
-            conn_close(t, c, 0);
+            conn_close_ex(t, c, 0,
+                          c->session && (c->state == C_READY || c->state == C_INIT_NOTIFY));
             if (!stopping(t))
                 pending_push(t, c, mb_time_mono_ns());
             return -1;
@@ -980,10 +1018,17 @@ static void on_readable(struct thr *t, struct conn *c)
         return;
     }
     size_t len = buf == t->scratch ? (size_t)n : c->rlen + (size_t)n;
+    /* The requests this read's replies trigger leave in one send. */
+    t->cork = c;
     long used = t->e->o->transport == MB_LOAD_WS ? process_ws(t, c, buf, len)
                                                  : process_http(t, c, buf, len, 0);
+    t->cork = NULL;
     if (used < 0)
         return; /* closed: its buffers are gone */
+    if (c->wlen && !c->want_out && conn_flush(t, c) != 0) {
+        conn_fail(t, c, MB_LOAD_ERR_CLOSED, MB_LOAD_ERR_LOST);
+        return;
+    }
     size_t left = len - (size_t)used;
     if (buf == t->scratch) {
         if (left) {
@@ -1014,8 +1059,10 @@ static void on_connected(struct thr *t, struct conn *c)
             c->connecting = 0;
             t->connecting--;
         }
-        if (o->init)
+        if (o->init && !c->session)
             send_init(t, c);
+        else if (o->init && c->notify_due)
+            send_notify(t, c);
         else
             conn_ready(t, c);
         return;

@@ -61,6 +61,11 @@ int main(int argc, char **argv)
         rc = mb_load_report_json(stdout, &o, &r);
     else
         mb_load_report_text(stdout, &o, &r);
+    /* A run where nothing succeeded is a failed run (a wrong URL, a dead
+     * server); the report above says why. */
+    int none = o.mode == MB_LOAD_MODE_IDLE     ? r.idle_open == 0
+               : o.mode == MB_LOAD_MODE_STAGES ? r.iterations == 0
+                                               : r.requests == 0;
     mb_load_opts_free(&o);
-    return rc == 0 ? MB_EXIT_OK : MB_EXIT_ERROR;
+    return rc == 0 && !none ? MB_EXIT_OK : MB_EXIT_ERROR;
 }

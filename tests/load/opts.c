@@ -41,7 +41,8 @@ void mb_load_opts_usage(FILE *out, const char *prog)
             "Load generator for MCP gateways: JSON-RPC over WebSocket or Streamable HTTP.\n"
             "Modes: closed loop (default), open loop (--rate), idle connections (--idle),\n"
             "k6-style ramping virtual users (--stages). TIME is a number with an optional\n"
-            "unit ms, s (default), m or h. Exit status: 0 ok, 1 run failed, 2 usage.\n\n",
+            "unit ms, s (default), m or h. Exit status: 0 ok, 1 nothing succeeded or\n"
+            "the run failed, 2 usage.\n\n",
             prog);
 #define MB_LOAD_OPT_HELP(id, name, arg, meta, help)                                                \
     fprintf(out, "  --%s%s%s\n      %s\n", name, arg ? " " : "", arg ? meta : "", help);

@@ -21,33 +21,32 @@ static void skip_ws(struct scan *s)
 }
 
 /* At a '"': moves past the closing quote. Sets *start and *len to the raw
- * contents (escapes not decoded). */
+ * contents (escapes not decoded). Replies are mostly string bytes, so the
+ * closing quote is found with memchr: a quote is escaped when an odd run of
+ * backslashes precedes it. (Control characters inside strings are not
+ * rejected: this is a reply matcher, not a validator.) */
 static int scan_string(struct scan *s, const char **start, size_t *len)
 {
     if (s->p >= s->end || *s->p != '"')
         return -1;
-    const char *b = ++s->p;
-    while (s->p < s->end) {
-        unsigned char c = (unsigned char)*s->p;
-        if (c == '"') {
+    const char *b = s->p + 1, *q = b;
+    for (;;) {
+        const char *e = memchr(q, '"', (size_t)(s->end - q));
+        if (!e)
+            return -1;
+        const char *bs = e;
+        while (bs > b && bs[-1] == '\\')
+            bs--;
+        if (((e - bs) & 1) == 0) {
             if (start) {
                 *start = b;
-                *len = (size_t)(s->p - b);
+                *len = (size_t)(e - b);
             }
-            s->p++;
+            s->p = e + 1;
             return 0;
         }
-        if (c == '\\') {
-            if (s->p + 1 >= s->end)
-                return -1;
-            s->p += 2;
-            continue;
-        }
-        if (c < 0x20)
-            return -1;
-        s->p++;
+        q = e + 1;
     }
-    return -1;
 }
 
 /* A number or a literal: the run of characters up to a delimiter. */
@@ -96,8 +95,13 @@ static int skip_value(struct scan *s)
     while (s->p < s->end) {
         char c = *s->p;
         if (c == '"') {
-            if (scan_string(s, NULL, NULL) != 0)
+            /* Inline: nested strings are short and many, a call each costs. */
+            const char *q = s->p + 1;
+            while (q < s->end && *q != '"')
+                q += *q == '\\' ? 2 : 1;
+            if (q >= s->end)
                 return -1;
+            s->p = q + 1;
             continue;
         }
         if (c == '{' || c == '[') {
