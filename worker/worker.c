@@ -196,6 +196,7 @@ static int create_lws(struct mb_worker *w)
 
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_line);
     mb_ws_protocols_init(w);
+    w->tx_batch = (size_t)sv->websocket.write_buffer_size;
 
     /* lws's keep-alive ("validity") timers stay off: each would be one more
      * entry in lws's sorted timer list per connection (conn.h says why that
@@ -333,6 +334,7 @@ out:
     }
     mb_log_info("exiting with status %d", status);
     mb_buf_free(&w->reply);
+    mb_buf_free(&w->tx_scratch);
     free(w->listeners);
     free(w);
     return status;

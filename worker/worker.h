@@ -74,8 +74,10 @@ struct mb_worker {
     ev_timer drain_timer;
     uint64_t drain_deadline_ms; /* DRAINING: shutdown_timeout; CLOSING: last grace */
 
-    bool kick_lws;       /* lws timers were armed outside an lws callback */
-    struct mb_buf reply; /* scratch: the reply being built */
+    bool kick_lws;            /* lws timers were armed outside an lws callback */
+    struct mb_buf reply;      /* scratch: the reply being built */
+    struct mb_buf tx_scratch; /* scratch: replies framed together (conn.c) */
+    size_t tx_batch;          /* most bytes framed into one write: websocket.write_buffer_size */
 };
 
 /* The loop's cached time in milliseconds (cheap: no system call). */

@@ -370,3 +370,34 @@ Test(worker_timeout, busy_connection_is_closed_at_shutdown_timeout, .init = setu
     cr_expect_eq(wait_exit(5000), 0);
     mb_wsclient_free(&c);
 }
+
+Test(worker, pipelined_replies_of_both_frame_length_classes)
+{
+    /* Replies queued together are framed together by the worker: short
+     * (<126 bytes, 7-bit length) and medium (16-bit length) frames must each
+     * come back intact and in order. The method name is echoed in the error. */
+    struct mb_wsclient *c = ws_open("/", NULL);
+    static const size_t name_len[] = {5, 300, 3000, 70, 1000};
+    char *req = malloc(4096), *name = malloc(4000);
+    cr_assert(req && name);
+    for (size_t i = 0; i < sizeof(name_len) / sizeof(name_len[0]); i++) {
+        memset(name, 'm', name_len[i]);
+        name[name_len[i]] = '\0';
+        snprintf(req, 4096, "{\"jsonrpc\":\"2.0\",\"id\":%zu,\"method\":\"%s\"}", i, name);
+        cr_assert_eq(mb_wsclient_send_text(c, req, 3000), 0);
+    }
+    for (size_t i = 0; i < sizeof(name_len) / sizeof(name_len[0]); i++) {
+        struct mb_wsmsg m;
+        char raw[16], want[16];
+        cr_assert_eq(mb_wsclient_recv(c, &m, 3000), 0, "reply %zu", i);
+        cr_assert_eq(m.opcode, MB_WS_OP_TEXT);
+        cr_assert_eq(mb_test_json_raw(m.data, "id", raw, sizeof(raw)), 0);
+        snprintf(want, sizeof(want), "%zu", i);
+        cr_expect_str_eq(raw, want);
+        cr_expect(strstr(m.data, "-32601") != NULL);
+        cr_expect(m.len > name_len[i], "reply %zu is %zu bytes", i, m.len);
+    }
+    free(req);
+    free(name);
+    mb_wsclient_free(&c);
+}
