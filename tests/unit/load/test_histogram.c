@@ -83,15 +83,15 @@ Test(histogram, percentiles_match_sorted_samples_within_relative_error)
         mb_load_histogram_record(h, v[i]);
     }
     qsort(v, NSAMPLES, sizeof(*v), cmp_u64);
-    static const uint64_t pcts[] = {0, 1000, 10000, 25000, 50000, 75000, 90000, 99000, 99900,
-                                    99990, 99999, 100000};
+    static const uint64_t pcts[] = {0,     1000,  10000, 25000, 50000, 75000,
+                                    90000, 99000, 99900, 99990, 99999, 100000};
     for (size_t i = 0; i < sizeof(pcts) / sizeof(pcts[0]); i++) {
         uint64_t want = exact_percentile(v, NSAMPLES, pcts[i]);
         uint64_t got = mb_load_histogram_percentile(h, (double)pcts[i] / 1000.0);
         double rel = fabs((double)got - (double)want) / (double)want;
         cr_expect_leq(rel, MB_LOAD_HIST_REL_ERROR, "p%.3f: got %llu want %llu (error %.5f)",
-                      (double)pcts[i] / 1000.0, (unsigned long long)got,
-                      (unsigned long long)want, rel);
+                      (double)pcts[i] / 1000.0, (unsigned long long)got, (unsigned long long)want,
+                      rel);
     }
     cr_expect_eq(h->count, NSAMPLES);
     cr_expect_eq(h->min, v[0]);

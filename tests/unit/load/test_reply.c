@@ -21,13 +21,15 @@ Test(reply, reads_id_result_error_and_method)
     cr_expect(r.has_result);
     cr_expect_not(r.has_error);
 
-    cr_assert_eq(parse(" { \"error\" : {\"message\":\"x\",\"code\" : -32601} , \"id\" : 7 } ", &r), 0);
+    cr_assert_eq(parse(" { \"error\" : {\"message\":\"x\",\"code\" : -32601} , \"id\" : 7 } ", &r),
+                 0);
     cr_expect(r.has_error);
     cr_expect(r.has_code);
     cr_expect_eq(r.error_code, -32601);
     cr_expect_eq(r.id, 7);
 
-    cr_assert_eq(parse("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{}}", &r), 0);
+    cr_assert_eq(
+        parse("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{}}", &r), 0);
     cr_expect(r.has_method);
     cr_expect_eq(r.id_kind, MB_LOAD_ID_NONE);
 
@@ -49,8 +51,9 @@ Test(reply, nested_values_are_skipped_whatever_they_contain)
     struct mb_load_reply r;
     /* brackets, quotes and "id" keys inside strings and nested objects must
      * not be taken for the top-level ones */
-    const char *s = "{\"result\":{\"id\":5,\"text\":\"a \\\"quoted\\\" }] {[ \\\\\",\"arr\":[1,[2,{\"x\""
-                    ":\"y\"}],true,false,null,-1.5e3]},\"jsonrpc\":\"2.0\",\"id\":3}";
+    const char *s =
+        "{\"result\":{\"id\":5,\"text\":\"a \\\"quoted\\\" }] {[ \\\\\",\"arr\":[1,[2,{\"x\""
+        ":\"y\"}],true,false,null,-1.5e3]},\"jsonrpc\":\"2.0\",\"id\":3}";
     cr_assert_eq(parse(s, &r), 0);
     cr_expect_eq(r.id, 3);
     cr_expect(r.has_result);
@@ -62,14 +65,14 @@ Test(reply, rejects_what_is_not_one_json_object)
     const char *bad[] = {
         "",
         "[]",
-        "{\"id\":1,\"result\":{}",          /* truncated */
-        "{\"id\":1,\"result\":{}} x",       /* trailing junk */
-        "{\"id\":1,\"result\":{]}",         /* mismatched brackets */
-        "{\"id\":1 \"result\":2}",          /* missing comma */
-        "{\"id\":1,\"result\":\"abc}",      /* unterminated string */
-        "{id:1}",                           /* unquoted key */
-        "{\"id\":1,\"result\":tru}",        /* bad literal */
-        "{\"id\":1,\"result\":\"x\\\"}",    /* escaped closing quote */
+        "{\"id\":1,\"result\":{}",       /* truncated */
+        "{\"id\":1,\"result\":{}} x",    /* trailing junk */
+        "{\"id\":1,\"result\":{]}",      /* mismatched brackets */
+        "{\"id\":1 \"result\":2}",       /* missing comma */
+        "{\"id\":1,\"result\":\"abc}",   /* unterminated string */
+        "{id:1}",                        /* unquoted key */
+        "{\"id\":1,\"result\":tru}",     /* bad literal */
+        "{\"id\":1,\"result\":\"x\\\"}", /* escaped closing quote */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_expect_eq(parse(bad[i], &r), -1, "accepted: %s", bad[i]);
@@ -77,8 +80,8 @@ Test(reply, rejects_what_is_not_one_json_object)
 
 static void add(struct mb_load_inflight *f, int64_t id, int kind)
 {
-    struct mb_load_pending p = {.id = id, .intended_ns = (uint64_t)id * 10,
-                                .sent_ns = (uint64_t)id * 10 + 1, .kind = kind};
+    struct mb_load_pending p = {
+        .id = id, .intended_ns = (uint64_t)id * 10, .sent_ns = (uint64_t)id * 10 + 1, .kind = kind};
     cr_assert_eq(mb_load_inflight_add(f, &p), 0);
 }
 
@@ -141,9 +144,9 @@ Test(reply, null_id_error_goes_to_the_oldest_request_with_its_code)
     cr_assert_eq(mb_load_inflight_init(&f, 4), 0);
     add(&f, -1, MB_LOAD_REQ_NOTIFY); /* notifications get no reply: skipped */
     add(&f, 9, MB_LOAD_REQ_CALL);
-    cr_expect_eq(match(&f, "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700}}", &p,
-                       &code),
-                 MB_LOAD_MATCH_ERROR);
+    cr_expect_eq(
+        match(&f, "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700}}", &p, &code),
+        MB_LOAD_MATCH_ERROR);
     cr_expect_eq(p.id, 9);
     cr_expect_eq(code, -32700);
     cr_expect_eq(f.n, 1);
@@ -160,8 +163,8 @@ Test(reply, server_messages_and_garbage_take_nothing)
     add(&f, 1, MB_LOAD_REQ_CALL);
     cr_expect_eq(match(&f, "{\"method\":\"notifications/message\",\"params\":{}}", &p, &code),
                  MB_LOAD_MATCH_SERVER);
-    cr_expect_eq(match(&f, "{\"id\":1,\"method\":\"roots/list\"}", &p, &code),
-                 MB_LOAD_MATCH_SERVER, "a server request with the same id is not a reply");
+    cr_expect_eq(match(&f, "{\"id\":1,\"method\":\"roots/list\"}", &p, &code), MB_LOAD_MATCH_SERVER,
+                 "a server request with the same id is not a reply");
     cr_expect_eq(match(&f, "{\"id\":1}", &p, &code), MB_LOAD_MATCH_INVALID);
     cr_expect_eq(match(&f, "{\"id\":1,\"result\":1,\"error\":{}}", &p, &code),
                  MB_LOAD_MATCH_INVALID);

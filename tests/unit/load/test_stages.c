@@ -27,8 +27,8 @@ Test(stages, parses_the_tutorial_schedule)
 Test(stages, rejects_bad_schedules_with_a_message)
 {
     struct mb_load_stages st;
-    const char *bad[] = {"", "100", "100:", ":60", "x:60", "100:60,", "100:6x", "-1:60",
-                         "100:60,,0:1", "100:-5"};
+    const char *bad[] = {"",        "100",    "100:",  ":60",         "x:60",
+                         "100:60,", "100:6x", "-1:60", "100:60,,0:1", "100:-5"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char err[256] = "";
         cr_expect_eq(mb_load_stages_parse(bad[i], &st, err, sizeof(err)), -1, "accepted \"%s\"",
@@ -87,7 +87,8 @@ Test(stages, shares_add_up_to_the_total)
             cr_expect_leq(max - min, 1, "uneven split of %u over %u", total, n);
             /* growing the total never shrinks a worker's share */
             for (uint32_t w = 0; w < n; w++)
-                cr_expect_geq(mb_load_stages_share(total + 1, n, w), mb_load_stages_share(total, n, w));
+                cr_expect_geq(mb_load_stages_share(total + 1, n, w),
+                              mb_load_stages_share(total, n, w));
         }
     }
     cr_expect_eq(mb_load_stages_share(5, 0, 0), 0);
