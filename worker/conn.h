@@ -10,8 +10,10 @@
  *
  * Output: replies are queued in order and written one lws_write() per
  * LWS_CALLBACK_SERVER_WRITEABLE, so a slow reader never blocks the loop and
- * no reply is dropped. When a client lets more than MB_CONN_OUT_HIGH bytes
- * pile up, the worker stops reading from it (lws rx flow control) until the
+ * no reply is dropped. When several replies are queued, that one write
+ * carries as many whole frames as fit in server.websocket.write_buffer_size
+ * (conn.c write_batch): one send() per batch instead of one per reply. When a client lets more than
+ * MB_CONN_OUT_HIGH bytes pile up, the worker stops reading from it (lws rx flow control) until the
  * queue is back under MB_CONN_OUT_LOW: back-pressure instead of unbounded
  * memory or dropped replies.
  *

@@ -255,7 +255,6 @@ int mb_worker_main(const struct mb_worker_args *args)
     w->conf = args->conf;
     w->shm = args->shm;
     w->index = args->worker_index;
-    w->slot = args->slot;
     mb_log_set_role("worker", args->slot);
 
     int rc = setup_signals();

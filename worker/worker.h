@@ -47,7 +47,6 @@ struct mb_worker {
     const struct mb_conf *conf;
     struct mb_shm *shm;
     uint32_t index; /* worker record and counter row */
-    int slot;
 
     struct ev_loop *loop;
     struct lws_context *ctx;

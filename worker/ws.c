@@ -165,6 +165,5 @@ void mb_ws_protocols_init(struct mb_worker *w)
         w->protocols[i].rx_buffer_size = rx;
         w->protocols[i].tx_packet_size = tx;
         w->protocols[i].id = (unsigned)i;
-        w->protocols[i].user = w;
     }
 }
