@@ -79,7 +79,6 @@ static const char *check_string(const char *p, const char *end, const char **why
 
 static const char *check_number(const char *p, const char *end, const char **why)
 {
-    const char *s = p;
     if (p < end && *p == '-')
         p++;
     if (p < end && *p == '0') {
@@ -108,7 +107,6 @@ static const char *check_number(const char *p, const char *end, const char **why
     }
     return p;
 bad:
-    (void)s;
     *why = "bad number";
     return NULL;
 }
