@@ -60,7 +60,11 @@ enum mb_counter_type { MB_CTR_COUNTER = 0, MB_CTR_GAUGE = 1 };
     X(RELOADS, "reloads", MB_CTR_COUNTER, "reloads", NULL,                                         \
       "Configuration reloads that took effect (master).")                                          \
     X(WORKER_RESTARTS, "worker_restarts", MB_CTR_COUNTER, "worker_restarts", NULL,                 \
-      "Worker processes respawned after they died (master).")
+      "Worker processes respawned after they died (master).")                                      \
+    X(RATELIMITED, "ratelimited", MB_CTR_COUNTER, "ratelimited", NULL,                             \
+      "Requests rejected by the rate limit (-32029).")                                             \
+    X(RATELIMIT_TABLE_FULL, "ratelimit_table_full", MB_CTR_COUNTER, "ratelimit_table_full", NULL,  \
+      "Rate-limit decisions made without a bucket because the table was full.")
 
 /* X(ID, name, help): latency histograms in the buckets of layout.h §4. */
 #define MB_HISTOGRAMS(X)                                                                           \

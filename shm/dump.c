@@ -5,9 +5,10 @@
  * behind by a stopped one.
  *
  * Output: the header, the worker records in use, every counter (total and
- * rate per second) and the latency histograms as percentiles; as text, or as
+ * rate per second), the latency histograms as percentiles, and the
+ * rate-limit table's occupancy and busiest keys; as text, or as
  * one JSON object (--json) whose top-level names (header, workers, counters,
- * rates, histograms) are a contract with the tests and with operators'
+ * rates, histograms, ratelimit) are a contract with the tests and with operators'
  * scripts. --watch refreshes; the rate is then over the refresh interval,
  * otherwise the average since the region was created. When the gateway
  * replaces its region (the file at PATH is a new inode), --watch follows it.
@@ -201,6 +202,72 @@ static struct mb_shm_worker load_worker(const struct mb_shm *shm, uint32_t i)
     return w;
 }
 
+#define BUSIEST 10
+
+static void fmt_key(char *buf, size_t len, const struct mb_rl_key *k)
+{
+    snprintf(buf, len, "%016llx%016llx", (unsigned long long)k->hi, (unsigned long long)k->lo);
+}
+
+static void print_ratelimit_text(const struct mb_shm *shm)
+{
+    const struct mb_ratelimit *rl = &shm->ratelimit;
+    if (rl->slots == NULL) {
+        printf("\nRATE LIMIT\n(no rate-limit table in this region)\n");
+        return;
+    }
+    uint64_t now = mb_time_mono_ns();
+    struct mb_ratelimit_stats st;
+    struct mb_ratelimit_entry top[BUSIEST];
+    mb_ratelimit_stats(rl, now, &st);
+    size_t n = mb_ratelimit_busiest(rl, now, top, BUSIEST);
+    printf("\nRATE LIMIT\ncapacity %llu buckets in %llu slots: %llu live (%.1f%% of capacity), "
+           "%llu expired, %llu claimed, %llu never used\n",
+           (unsigned long long)st.capacity, (unsigned long long)st.slots,
+           (unsigned long long)st.live,
+           st.capacity ? 100.0 * (double)st.live / (double)st.capacity : 0.0,
+           (unsigned long long)st.expired, (unsigned long long)st.claimed,
+           (unsigned long long)st.empty);
+    if (n > 0)
+        printf("%-32s %12s\n", "busiest keys (hash)", "backlog");
+    for (size_t i = 0; i < n; i++) {
+        char key[40], b[24];
+        fmt_key(key, sizeof(key), &top[i].key);
+        fmt_ms(b, sizeof(b), (double)top[i].backlog_ns / 1e6);
+        printf("%-32s %12s\n", key, b);
+    }
+}
+
+static void add_ratelimit_json(cJSON *root, const struct mb_shm *shm)
+{
+    const struct mb_ratelimit *rl = &shm->ratelimit;
+    if (rl->slots == NULL) {
+        cJSON_AddNullToObject(root, "ratelimit");
+        return;
+    }
+    uint64_t now = mb_time_mono_ns();
+    struct mb_ratelimit_stats st;
+    struct mb_ratelimit_entry top[BUSIEST];
+    mb_ratelimit_stats(rl, now, &st);
+    size_t n = mb_ratelimit_busiest(rl, now, top, BUSIEST);
+    cJSON *o = cJSON_AddObjectToObject(root, "ratelimit");
+    cJSON_AddNumberToObject(o, "capacity", (double)st.capacity);
+    cJSON_AddNumberToObject(o, "slots", (double)st.slots);
+    cJSON_AddNumberToObject(o, "live", (double)st.live);
+    cJSON_AddNumberToObject(o, "expired", (double)st.expired);
+    cJSON_AddNumberToObject(o, "claimed", (double)st.claimed);
+    cJSON_AddNumberToObject(o, "empty", (double)st.empty);
+    cJSON *bs = cJSON_AddArrayToObject(o, "busiest");
+    for (size_t i = 0; i < n; i++) {
+        char key[40];
+        fmt_key(key, sizeof(key), &top[i].key);
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "key", key);
+        cJSON_AddNumberToObject(e, "backlog_ms", (double)top[i].backlog_ns / 1e6);
+        cJSON_AddItemToArray(bs, e);
+    }
+}
+
 /* ---------------------------------------------------------------- text */
 
 static void print_text(const struct view *v, const struct mb_shm *shm, const struct snap *cur,
@@ -274,6 +341,7 @@ static void print_text(const struct view *v, const struct mb_shm *shm, const str
         printf("%-24s %10llu %10s %10s %10s %10s\n", mb_counters_hist_info[i].name,
                (unsigned long long)hs->count, mean, p50, p90, p99);
     }
+    print_ratelimit_text(shm);
 }
 
 /* ---------------------------------------------------------------- JSON */
@@ -376,6 +444,7 @@ static cJSON *build_json(const struct view *v, const struct mb_shm *shm, const s
         cJSON_AddNumberToObject(e, "count", (double)hi->count);
         cJSON_AddItemToArray(bs, e);
     }
+    add_ratelimit_json(root, shm);
     return root;
 }
 

@@ -41,6 +41,9 @@
  *   nsections        entries used in the section directory.
  *   fold_seq         sequence lock around the master's folding of a dead
  *                    worker's counters (see 3): odd while folding.
+ *   hash_seed        128 random bits drawn at creation; the key of the hash
+ *                    that turns rate-limit keys into slot keys (see 5), so
+ *                    clients cannot choose colliding keys.
  *   sections[16]     the section directory: {type, entry_size, offset,
  *                    count, items}. A reader finds a section by type, never
  *                    by assuming an offset. entry_size is the stride between
@@ -99,7 +102,25 @@
  *   bucket with a release store; readers load the buckets (acquire) before
  *   count, so the count they see is never smaller than the buckets' sum.
  *
- * 5. RATE-LIMIT TABLE (type 4): specified in shm/ratelimit.h.
+ * 5. RATE-LIMIT TABLE (type 4; entry_size 32; count = slots, a power of two
+ *    >= 2 * items; items = the configured capacity in buckets; absent when the
+ *    capacity is 0)
+ *
+ *   struct mb_shm_rl_slot: a 128-bit key hash and one 64-bit word, `tat`,
+ *   that is both the bucket (GCRA's theoretical arrival time, nanoseconds of
+ *   CLOCK_MONOTONIC) and the slot's state:
+ *     0                 empty: never used; ends a probe sequence.
+ *     bit 63 set        claimed: a process is writing a new key into the
+ *                       slot; bits 47..62 name the claimer (its worker
+ *                       record), bits 0..46 are the new key's fingerprint.
+ *     otherwise         the TAT of the key in the slot. A TAT in the past
+ *                       (<= now, or 1 = tombstone) is an empty bucket: the
+ *                       slot may be taken by any key.
+ *   Keys are found by linear probing from key.lo & (slots - 1), at most
+ *   MB_RL_MAX_PROBE slots. Every change of `tat` is one compare-and-swap, and
+ *   a key changes only while its slot is claimed. The algorithm, and why a
+ *   process killed at any instruction leaves a usable table, is specified at
+ *   the top of shm/ratelimit.c.
  * 6. CACHE (type 5) and 7. BACKEND STATS (type 6): reserved type numbers,
  *    specified by their implementation when they are added (a minor bump).
  */
@@ -150,8 +171,9 @@ struct mb_shm_header {
     uint64_t retired_ms; /* atomic */
     uint32_t worker_capacity;
     uint32_t nsections;
-    uint64_t fold_seq; /* atomic; odd while the master folds a row */
-    uint8_t _reserved[56];
+    uint64_t fold_seq;     /* atomic; odd while the master folds a row */
+    uint64_t hash_seed[2]; /* random at creation; keys the rate-limit key hash */
+    uint8_t _reserved[40];
     struct mb_shm_section sections[MB_SHM_MAX_SECTIONS];
 };
 _Static_assert(offsetof(struct mb_shm_header, layout_major) == 8, "header layout");
@@ -161,6 +183,7 @@ _Static_assert(offsetof(struct mb_shm_header, state) == 36, "header layout");
 _Static_assert(offsetof(struct mb_shm_header, birth_ms) == 40, "header layout");
 _Static_assert(offsetof(struct mb_shm_header, worker_capacity) == 56, "header layout");
 _Static_assert(offsetof(struct mb_shm_header, fold_seq) == 64, "header layout");
+_Static_assert(offsetof(struct mb_shm_header, hash_seed) == 72, "header layout");
 _Static_assert(offsetof(struct mb_shm_header, sections) == 128, "header layout");
 _Static_assert(sizeof(struct mb_shm_header) == 640, "header size");
 _Static_assert(sizeof(struct mb_shm_header) % MB_SHM_ALIGN == 0, "header keeps sections aligned");
@@ -206,5 +229,16 @@ struct mb_shm_hist {
     uint64_t bucket[MB_HIST_NBUCKETS];
 };
 _Static_assert(sizeof(struct mb_shm_hist) == 128, "histogram is two cache lines");
+
+/* Rate-limit table slot (§5). 32 bytes: two slots per cache line, and the key
+ * 16-byte aligned. */
+struct mb_shm_rl_slot {
+    uint64_t key_lo;
+    uint64_t key_hi;
+    uint64_t tat; /* atomic: 0 empty, bit 63 claimed, else TAT in ns */
+    uint64_t _pad0;
+};
+_Static_assert(sizeof(struct mb_shm_rl_slot) == 32, "rate-limit slot");
+_Static_assert(offsetof(struct mb_shm_rl_slot, tat) == 16, "rate-limit slot layout");
 
 #endif

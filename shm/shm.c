@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -54,7 +55,28 @@ static uint64_t plan_layout(struct mb_shm_header *h, const struct mb_shm_params 
                 MB_CTR__COUNT);
     add_section(h, &off, MB_SHM_SEC_HISTOGRAMS, MB_HIST__COUNT * sizeof(struct mb_shm_hist), rows,
                 MB_HIST__COUNT);
+    if (p->ratelimit_capacity > 0)
+        add_section(h, &off, MB_SHM_SEC_RATELIMIT, sizeof(struct mb_shm_rl_slot),
+                    mb_ratelimit_slots_for(p->ratelimit_capacity), p->ratelimit_capacity);
     return off;
+}
+
+/* 128 unpredictable bits; the clock and pid only if the kernel has none. */
+static void fill_seed(uint64_t seed[2])
+{
+    if (getrandom(seed, 2 * sizeof(uint64_t), GRND_NONBLOCK) == 2 * sizeof(uint64_t))
+        return;
+    seed[0] = mb_time_mono_ns() ^ ((uint64_t)getpid() << 32);
+    seed[1] = mb_time_wall_ms() * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)seed;
+}
+
+bool mb_shm_same_shape(const struct mb_shm *shm, const struct mb_shm_params *p)
+{
+    struct mb_shm_header plan;
+    memset(&plan, 0, sizeof(plan));
+    uint64_t size = plan_layout(&plan, p);
+    return size == shm->hdr->total_size && plan.nsections == shm->hdr->nsections &&
+           memcmp(plan.sections, shm->hdr->sections, sizeof(plan.sections)) == 0;
 }
 
 const struct mb_shm_section *mb_shm_section_find(const struct mb_shm *shm, uint32_t type)
@@ -95,6 +117,22 @@ static int bind_sections(struct mb_shm *shm, char *err, size_t errlen)
     shm->hists = (struct mb_shm_hist *)(base + h->offset);
     shm->hist_stride = h->entry_size / sizeof(struct mb_shm_hist);
     shm->nhists = h->items;
+
+    const struct mb_shm_section *rl = mb_shm_section_find(shm, MB_SHM_SEC_RATELIMIT);
+    memset(&shm->ratelimit, 0, sizeof(shm->ratelimit));
+    shm->ratelimit.owner = MB_RL_OWNER_NONE;
+    shm->ratelimit.seed[0] = shm->hdr->hash_seed[0];
+    shm->ratelimit.seed[1] = shm->hdr->hash_seed[1];
+    if (rl != NULL) {
+        if (rl->entry_size != sizeof(struct mb_shm_rl_slot) || rl->count < 16 ||
+            (rl->count & (rl->count - 1)) != 0) {
+            snprintf(err, errlen, "%s: malformed rate-limit section", shm->path);
+            return MB_ERR;
+        }
+        shm->ratelimit.slots = (struct mb_shm_rl_slot *)(base + rl->offset);
+        shm->ratelimit.nslots = rl->count;
+        shm->ratelimit.capacity = rl->items;
+    }
     return 0;
 }
 
@@ -128,6 +166,11 @@ int mb_shm_create(const char *path, const struct mb_shm_params *p, struct mb_shm
     if (p->worker_capacity < 1 || p->worker_capacity > MB_SHM_MAX_WORKER_RECORDS) {
         snprintf(err, errlen, "%s: worker table capacity %u out of range 1..%u", path,
                  p->worker_capacity, MB_SHM_MAX_WORKER_RECORDS);
+        return MB_ERR;
+    }
+    if (p->ratelimit_capacity > MB_RL_MAX_CAPACITY) {
+        snprintf(err, errlen, "%s: rate-limit capacity %u over the maximum %u", path,
+                 p->ratelimit_capacity, MB_RL_MAX_CAPACITY);
         return MB_ERR;
     }
     memset(&plan, 0, sizeof(plan));
@@ -180,6 +223,7 @@ int mb_shm_create(const char *path, const struct mb_shm_params *p, struct mb_shm
     h->total_size = size;
     h->master_pid = (int32_t)getpid();
     h->birth_ms = mb_time_wall_ms();
+    fill_seed(h->hash_seed);
     __atomic_store_n(&h->state, MB_SHM_INITIALIZING, __ATOMIC_RELEASE);
 
     shm = calloc(1, sizeof(*shm));
@@ -374,6 +418,7 @@ void mb_shm_worker_reaped(struct mb_shm *shm, uint32_t index, int wait_status, b
     __atomic_store_n(&w->last_exit_status, (int32_t)wait_status, __ATOMIC_RELAXED);
     __atomic_store_n(&w->connections, 0, __ATOMIC_RELAXED);
     mb_counters_fold(shm, index);
+    mb_ratelimit_repair(&shm->ratelimit, index);
     __atomic_store_n(&w->state, free_record ? MB_WORKER_FREE : MB_WORKER_EXITED, __ATOMIC_RELEASE);
 }
 

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "shm/layout.h"
+#include "shm/ratelimit.h"
 
 struct mb_shm {
     void *base;
@@ -36,11 +37,15 @@ struct mb_shm {
     struct mb_shm_hist *hists;
     uint32_t hist_stride; /* struct mb_shm_hist per row */
     uint32_t nhists;
+    /* The rate-limit table (ratelimit.h); .slots == NULL when the region has
+     * none. Per-process: a worker sets its owner after fork. */
+    struct mb_ratelimit ratelimit;
 };
 
 /* What decides the region's shape; derived from the config by the master. */
 struct mb_shm_params {
-    uint32_t worker_capacity; /* records in the worker table (>= 2 * workers + 2) */
+    uint32_t worker_capacity;    /* records in the worker table (>= 2 * workers + 2) */
+    uint32_t ratelimit_capacity; /* rate-limit buckets (rate_limit.capacity); 0 = no table */
 };
 
 #define MB_SHM_DEFAULT_PATH       "/dev/shm/mcp-bridge"
@@ -64,6 +69,10 @@ int mb_shm_attach(const char *path, struct mb_shm **out, char *err, size_t errle
 /* Unmaps (does not unlink) and frees; sets *shmp = NULL. */
 void mb_shm_close(struct mb_shm **shmp);
 
+/* Master, on reload: true when a region of params would have the same shape
+ * as shm, so the running region (and its rate-limit buckets) can be kept. */
+bool mb_shm_same_shape(const struct mb_shm *shm, const struct mb_shm_params *p);
+
 /* Master: the config generation now being served. */
 void mb_shm_set_generation(struct mb_shm *shm, uint64_t generation);
 
@@ -81,8 +90,9 @@ void mb_shm_worker_started(struct mb_shm *shm, uint32_t index, int32_t pid);
  * (the slot is not respawned); otherwise it stays for mb_shm_worker_respawn().
  * The dead worker's counter and histogram rows are folded into the master row
  * and zeroed (gauges are zeroed, not folded), so totals never go backwards and
- * the next process in the record starts from zero. Also used for a record
- * whose fork failed (wait_status -1). */
+ * the next process in the record starts from zero. Rate-limit slots the
+ * process left half-inserted are repaired. Also used for a record whose fork
+ * failed (wait_status -1). */
 void mb_shm_worker_reaped(struct mb_shm *shm, uint32_t index, int wait_status, bool free_record);
 
 /* Worker: its own record's live fields. state is RUNNING or DRAINING

@@ -18,15 +18,21 @@ static inline void shm_test_path(char *buf, size_t len, const char *tag)
     snprintf(buf, len, "/tmp/mb-shm-test-%s-%d-%d", tag, (int)getpid(), n++);
 }
 
-static inline struct mb_shm *shm_test_create(const char *path, uint32_t capacity)
+static inline struct mb_shm *shm_test_create_rl(const char *path, uint32_t capacity,
+                                                uint32_t rl_capacity)
 {
-    struct mb_shm_params p = {.worker_capacity = capacity};
+    struct mb_shm_params p = {.worker_capacity = capacity, .ratelimit_capacity = rl_capacity};
     struct mb_shm *shm = NULL;
     char err[256] = "";
     int rc = mb_shm_create(path, &p, &shm, err, sizeof(err));
     cr_assert_eq(rc, 0, "mb_shm_create: %s", err);
     cr_assert_not_null(shm);
     return shm;
+}
+
+static inline struct mb_shm *shm_test_create(const char *path, uint32_t capacity)
+{
+    return shm_test_create_rl(path, capacity, 0);
 }
 
 #endif

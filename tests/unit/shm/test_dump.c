@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/time.h"
 #include "shm/counters.h"
 #include "shm/shm.h"
 #include "tests/unit/shm/shm_test_util.h"
@@ -317,6 +318,64 @@ Test(dump, finds_the_region_through_the_config, .timeout = 60)
     cr_expect_eq(r.status, 2);
     cr_expect(strstr(r.err, conf) != NULL, "the message names the file: %s", r.err);
     unlink(conf);
+    mb_shm_close(&s);
+    unlink(path);
+}
+
+Test(dump, ratelimit_occupancy_and_busiest_keys, .timeout = 60)
+{
+    char path[128];
+    shm_test_path(path, sizeof(path), "dumprl");
+    struct mb_shm *s = shm_test_create_rl(path, 4, 100);
+    mb_shm_publish(s);
+    uint64_t now = mb_time_mono_ns(), retry, hour = 3600ull * 1000000000ull;
+    const char *names[3] = {"alice", "bob", "carol"};
+    for (int i = 0; i < 3; i++) {
+        struct mb_rl_key k = mb_ratelimit_key(&s->ratelimit, names[i], strlen(names[i]));
+        for (int j = 0; j <= i; j++) /* carol is the busiest: 3 hours ahead */
+            cr_assert_eq(mb_ratelimit_take(&s->ratelimit, k, now, hour, 10 * hour, &retry),
+                         MB_RATELIMIT_ALLOW);
+    }
+    struct run r;
+    run_tool(&r, (const char *[]){"--json", path, NULL});
+    cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+    cJSON *root = cJSON_Parse(r.out);
+    cr_assert_not_null(root);
+    const cJSON *rl = cJSON_GetObjectItemCaseSensitive(root, "ratelimit");
+    cr_assert(cJSON_IsObject(rl), "%s", r.out);
+    cr_expect_eq(num(rl, "capacity"), 100);
+    cr_expect_eq(num(rl, "slots"), 256);
+    cr_expect_eq(num(rl, "live"), 3);
+    cr_expect_eq(num(rl, "expired"), 0);
+    cr_expect_eq(num(rl, "claimed"), 0);
+    cr_expect_eq(num(rl, "empty"), 253);
+    const cJSON *top = cJSON_GetObjectItemCaseSensitive(rl, "busiest");
+    cr_assert_eq(cJSON_GetArraySize(top), 3);
+    double b0 = num(cJSON_GetArrayItem(top, 0), "backlog_ms");
+    double b2 = num(cJSON_GetArrayItem(top, 2), "backlog_ms");
+    cr_expect(b0 > 3 * 3600e3 - 60e3 && b0 <= 3 * 3600e3, "carol: 3 h ahead, got %g ms", b0);
+    cr_expect(b2 > 3600e3 - 60e3 && b2 <= 3600e3, "alice: 1 h ahead, got %g ms", b2);
+    struct mb_rl_key carol = mb_ratelimit_key(&s->ratelimit, "carol", 5);
+    char want[40];
+    snprintf(want, sizeof(want), "%016llx%016llx", (unsigned long long)carol.hi,
+             (unsigned long long)carol.lo);
+    cr_expect_str_eq(str(cJSON_GetArrayItem(top, 0), "key"), want);
+    cJSON_Delete(root);
+
+    run_tool(&r, (const char *[]){path, NULL});
+    cr_assert_eq(r.status, 0);
+    cr_expect(strstr(r.out, "3 live") != NULL, "%s", r.out);
+    cr_expect(strstr(r.out, want) != NULL);
+    mb_shm_close(&s);
+    unlink(path);
+
+    /* A region without a table says so. */
+    s = shm_test_create(path, 2);
+    run_tool(&r, (const char *[]){"--json", path, NULL});
+    root = cJSON_Parse(r.out);
+    cr_assert_not_null(root);
+    cr_expect(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(root, "ratelimit")));
+    cJSON_Delete(root);
     mb_shm_close(&s);
     unlink(path);
 }

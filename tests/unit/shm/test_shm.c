@@ -19,6 +19,11 @@
 #include "shm/shm.h"
 #include "tests/unit/shm/shm_test_util.h"
 
+static void on_segv(int sig)
+{
+    _exit(42);
+}
+
 Test(shm, create_attach_round_trip)
 {
     char path[128], err[256];
@@ -59,15 +64,17 @@ Test(shm, create_attach_round_trip)
                           (uint64_t)r->hdr->sections[i].entry_size * r->hdr->sections[i].count,
                       r->hdr->total_size);
     }
-    /* The reader's mapping really is read-only: a write kills the process. */
+    /* The reader's mapping really is read-only: a write faults. */
     pid_t pid = fork();
     if (pid == 0) {
+        signal(SIGSEGV, on_segv);
         ((volatile struct mb_shm_header *)r->hdr)->generation = 1;
         _exit(0);
     }
     int status;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_expect(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 42, "the write faulted");
+    cr_expect_eq(w->hdr->generation, 7);
 
     mb_shm_retire(w);
     cr_expect_eq(r->hdr->state, MB_SHM_RETIRED);
@@ -239,4 +246,54 @@ Test(shm, worker_alloc_free_respawn)
     cr_expect_str_eq(mb_shm_worker_state_name(99), "unknown");
     mb_shm_close(&s);
     unlink(path);
+}
+
+Test(shm, ratelimit_section_shape_and_seed)
+{
+    char path[128], path2[128], err[256];
+    shm_test_path(path, sizeof(path), "rlsec");
+    shm_test_path(path2, sizeof(path2), "rlsec");
+    struct mb_shm *s = shm_test_create_rl(path, 4, 100);
+    cr_expect_eq(s->ratelimit.nslots, 256);
+    cr_expect_eq(s->ratelimit.capacity, 100);
+    cr_expect_eq(s->ratelimit.owner, MB_RL_OWNER_NONE, "until a worker sets its own");
+    const struct mb_shm_section *sec = mb_shm_section_find(s, MB_SHM_SEC_RATELIMIT);
+    cr_assert_not_null(sec);
+    cr_expect_eq(sec->entry_size, sizeof(struct mb_shm_rl_slot));
+    cr_expect_eq(sec->offset % 64, 0);
+
+    struct mb_shm_params same = {.worker_capacity = 4, .ratelimit_capacity = 100};
+    struct mb_shm_params more = {.worker_capacity = 4, .ratelimit_capacity = 200};
+    struct mb_shm_params none = {.worker_capacity = 4, .ratelimit_capacity = 0};
+    struct mb_shm_params workers = {.worker_capacity = 5, .ratelimit_capacity = 100};
+    cr_expect(mb_shm_same_shape(s, &same));
+    cr_expect_not(mb_shm_same_shape(s, &more));
+    cr_expect_not(mb_shm_same_shape(s, &none));
+    cr_expect_not(mb_shm_same_shape(s, &workers));
+
+    /* A reader hashes keys like the workers do; another region does not. */
+    struct mb_shm *r = NULL;
+    cr_assert_eq(mb_shm_attach(path, &r, err, sizeof(err)), 0, "%s", err);
+    cr_expect_eq(r->ratelimit.nslots, 256);
+    struct mb_rl_key a = mb_ratelimit_key(&s->ratelimit, "principal", 9);
+    struct mb_rl_key b = mb_ratelimit_key(&r->ratelimit, "principal", 9);
+    cr_expect(a.lo == b.lo && a.hi == b.hi);
+    struct mb_shm *other = shm_test_create_rl(path2, 4, 100);
+    struct mb_rl_key c = mb_ratelimit_key(&other->ratelimit, "principal", 9);
+    cr_expect(a.lo != c.lo && a.hi != c.hi, "seeded per region");
+    struct mb_rl_key d = mb_ratelimit_key(&s->ratelimit, "principam", 9);
+    cr_expect(a.lo != d.lo && a.hi != d.hi);
+    struct mb_rl_key e = mb_ratelimit_key(&s->ratelimit, "principal\0", 10);
+    cr_expect(a.lo != e.lo && a.hi != e.hi, "the length counts");
+
+    struct mb_shm_params huge = {.worker_capacity = 4,
+                                 .ratelimit_capacity = MB_RL_MAX_CAPACITY + 1};
+    struct mb_shm *h = NULL;
+    cr_expect_eq(mb_shm_create(path2, &huge, &h, err, sizeof(err)), MB_ERR);
+    cr_expect(strstr(err, "rate-limit capacity") != NULL, "%s", err);
+    mb_shm_close(&r);
+    mb_shm_close(&other);
+    mb_shm_close(&s);
+    unlink(path);
+    unlink(path2);
 }
