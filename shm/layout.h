@@ -112,7 +112,8 @@
  *     0                 empty: never used; ends a probe sequence.
  *     bit 63 set        claimed: a process is writing a new key into the
  *                       slot; bits 47..62 name the claimer (its worker
- *                       record), bits 0..46 are the new key's fingerprint.
+ *                       record), bits 0..46 are the low 47 bits of the
+ *                       new key's hi half (its fingerprint).
  *     otherwise         the TAT of the key in the slot. A TAT in the past
  *                       (<= now, or 1 = tombstone) is an empty bucket: the
  *                       slot may be taken by any key.
