@@ -135,7 +135,7 @@ $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(LIB_SUPPORT) 
 # daemon and so need every program built. scripts/run-tests.sh prints one
 # closing "N passed, N failed" line over all binaries.
 unit: all $(UNIT_BIN)
-	@scripts/run-tests.sh $(UNIT_BIN)
+	@MB_BUILD_DIR=$(BUILD) scripts/run-tests.sh $(UNIT_BIN)
 
 integration: all $(INTEG_BIN)
 	@MB_BUILD_DIR=$(BUILD) scripts/run-tests.sh $(INTEG_BIN)
