@@ -14,6 +14,9 @@
  *
  * To add a counter or histogram: append a line at the END of its table (the
  * order is the layout; appending is a minor change, anything else a major).
+ * The request matrix (MB_REQUEST_COUNTERS_) and the per-method histograms
+ * are blocks of such rows: a new method or status changes every row after
+ * it, so it goes with a major bump; a new single counter goes after them.
  */
 #ifndef MB_SHM_COUNTERS_H
 #define MB_SHM_COUNTERS_H
@@ -25,6 +28,67 @@
 #include "shm/shm.h"
 
 enum mb_counter_type { MB_CTR_COUNTER = 0, MB_CTR_GAUGE = 1 };
+
+/*
+ * Requests by method and outcome: a fixed matrix, so the label values of
+ * /metrics are bounded whatever clients send (a method name is client data:
+ * anything not listed here counts as "other", a message that is not a valid
+ * request as "invalid"). X(A, ID, name) with A passed through.
+ */
+#define MB_METHODS(X, A)                                                                           \
+    X(A, INITIALIZE, "initialize")                                                                 \
+    X(A, PING, "ping")                                                                             \
+    X(A, TOOLS_LIST, "tools/list")                                                                 \
+    X(A, TOOLS_CALL, "tools/call")                                                                 \
+    X(A, RESOURCES_LIST, "resources/list")                                                         \
+    X(A, RESOURCES_TEMPLATES_LIST, "resources/templates/list")                                     \
+    X(A, RESOURCES_READ, "resources/read")                                                         \
+    X(A, RESOURCES_SUBSCRIBE, "resources/subscribe")                                               \
+    X(A, RESOURCES_UNSUBSCRIBE, "resources/unsubscribe")                                           \
+    X(A, PROMPTS_LIST, "prompts/list")                                                             \
+    X(A, PROMPTS_GET, "prompts/get")                                                               \
+    X(A, COMPLETION_COMPLETE, "completion/complete")                                               \
+    X(A, LOGGING_SET_LEVEL, "logging/setLevel")                                                    \
+    X(A, SERVER_DISCOVER, "server/discover")                                                       \
+    X(A, OTHER, "other")                                                                           \
+    X(A, INVALID, "invalid")
+
+/* The outcome of one answered request: "ok" or the class of its JSON-RPC
+ * error. X(A, M, mname, ID, name, code) with A, M, mname passed through;
+ * code is the JSON-RPC error code (0 for ok and for "error", any other code). */
+#define MB_REQ_STATUSES(X, A, M, MN)                                                               \
+    X(A, M, MN, OK, "ok", 0)                                                                       \
+    X(A, M, MN, PARSE_ERROR, "parse_error", -32700)                                                \
+    X(A, M, MN, INVALID_REQUEST, "invalid_request", -32600)                                        \
+    X(A, M, MN, METHOD_NOT_FOUND, "method_not_found", -32601)                                      \
+    X(A, M, MN, INVALID_PARAMS, "invalid_params", -32602)                                          \
+    X(A, M, MN, INTERNAL_ERROR, "internal_error", -32603)                                          \
+    X(A, M, MN, RATE_LIMITED, "rate_limited", -32029)                                              \
+    X(A, M, MN, ERROR, "error", 0)
+
+enum mb_method {
+#define MB_X_(a, id, name) MB_METHOD_##id,
+    MB_METHODS(MB_X_, _)
+#undef MB_X_
+        MB_METHOD__COUNT
+};
+
+enum mb_req_status {
+#define MB_X_(a, m, mn, id, name, code) MB_REQ_##id,
+    MB_REQ_STATUSES(MB_X_, _, _, _)
+#undef MB_X_
+        MB_REQ__COUNT
+};
+
+/* The matrix as rows of MB_COUNTERS: "requests.<method>.<status>". */
+#define MB_REQ_BY_STATUS_(X, M, MN, S, SN, code)                                                   \
+    X(REQ_##M##_##S, "requests." MN "." SN, MB_CTR_COUNTER, "requests", MN "." SN,                 \
+      "Requests answered, by method and outcome.")
+#define MB_REQ_BY_METHOD_(X, M, MN) MB_REQ_STATUSES(MB_REQ_BY_STATUS_, X, M, MN)
+#define MB_REQUEST_COUNTERS_(X)     MB_METHODS(MB_REQ_BY_METHOD_, X)
+/* One latency histogram per method: "request_duration.<method>". */
+#define MB_HIST_BY_METHOD_(X, M, MN)                                                               \
+    X(DURATION_##M, "request_duration." MN, "Time to answer a request, by method.")
 
 /*
  * X(ID, name, type, family, kind, help)
@@ -64,12 +128,28 @@ enum mb_counter_type { MB_CTR_COUNTER = 0, MB_CTR_GAUGE = 1 };
     X(RATELIMITED, "ratelimited", MB_CTR_COUNTER, "ratelimited", NULL,                             \
       "Requests rejected by the rate limit (-32029).")                                             \
     X(RATELIMIT_TABLE_FULL, "ratelimit_table_full", MB_CTR_COUNTER, "ratelimit_table_full", NULL,  \
-      "Rate-limit decisions made without a bucket because the table was full.")
+      "Rate-limit decisions made without a bucket because the table was full.")                    \
+    X(REQUESTS_IN_FLIGHT, "requests_in_flight", MB_CTR_GAUGE, "requests_in_flight", NULL,          \
+      "Client requests received and not answered yet.")                                            \
+    X(CONNECTIONS_WS_TOTAL, "connections_ws_total", MB_CTR_COUNTER, "connections_ws_total", NULL,  \
+      "Client connections that completed a WebSocket handshake.")                                  \
+    X(CONNECTIONS_WS_ACTIVE, "connections_ws_active", MB_CTR_GAUGE, "connections_ws_active", NULL, \
+      "WebSocket client connections open now.")                                                    \
+    X(CONNECTIONS_HTTP_TOTAL, "connections_http_total", MB_CTR_COUNTER, "connections_http_total",  \
+      NULL, "Client connections whose first request was plain HTTP.")                              \
+    X(CONNECTIONS_HTTP_ACTIVE, "connections_http_active", MB_CTR_GAUGE, "connections_http_active", \
+      NULL, "Plain HTTP client connections open now.")                                             \
+    X(RELOADS_FAILED, "reloads_failed", MB_CTR_COUNTER, "reloads_failed", NULL,                    \
+      "Configuration reloads refused: bad file or sockets that could not be opened (master).")     \
+    X(ACCESS_LOG_DROPPED, "access_log_dropped", MB_CTR_COUNTER, "access_log_dropped", NULL,        \
+      "Access log lines lost because the log could not be written.")                               \
+    MB_REQUEST_COUNTERS_(X)
 
 /* X(ID, name, help): latency histograms in the buckets of layout.h §4. */
 #define MB_HISTOGRAMS(X)                                                                           \
     X(REQUEST_DURATION, "request_duration",                                                        \
-      "Time from a client request's arrival to the gateway's reply.")
+      "Time from a client request's arrival to the gateway's reply.")                              \
+    MB_METHODS(MB_HIST_BY_METHOD_, X)
 
 enum mb_counter {
 #define MB_X_(id, name, type, family, kind, help) MB_CTR_##id,
@@ -100,6 +180,58 @@ extern const struct mb_counter_info mb_counters_info[MB_CTR__COUNT];
 extern const struct mb_hist_info mb_counters_hist_info[MB_HIST__COUNT];
 /* Upper bounds of the finite buckets, in microseconds. */
 extern const uint64_t mb_counters_hist_bounds_us[MB_HIST_NBUCKETS];
+
+/* The counter of (method, status) and the histogram of a method: the
+ * matrix rows are generated method-major, status-minor, in one block. */
+_Static_assert(MB_CTR_REQ_INVALID_ERROR - MB_CTR_REQ_INITIALIZE_OK + 1 ==
+                   MB_METHOD__COUNT * MB_REQ__COUNT,
+               "the request matrix is contiguous");
+_Static_assert(MB_HIST_DURATION_INVALID - MB_HIST_DURATION_INITIALIZE + 1 == MB_METHOD__COUNT,
+               "the per-method histograms are contiguous");
+static inline enum mb_counter mb_counters_request_id(enum mb_method m, enum mb_req_status s)
+{
+    return (enum mb_counter)(MB_CTR_REQ_INITIALIZE_OK + (int)m * MB_REQ__COUNT + (int)s);
+}
+static inline enum mb_hist mb_counters_method_hist(enum mb_method m)
+{
+    return (enum mb_hist)(MB_HIST_DURATION_INITIALIZE + (int)m);
+}
+static inline const char *mb_counters_method_name(enum mb_method m)
+{
+    switch (m) {
+#define MB_X_(a, id, name)                                                                         \
+    case MB_METHOD_##id:                                                                           \
+        return name;
+        MB_METHODS(MB_X_, _)
+#undef MB_X_
+    default:
+        return "other";
+    }
+}
+static inline const char *mb_counters_status_name(enum mb_req_status s)
+{
+    switch (s) {
+#define MB_X_(a, m, mn, id, name, code)                                                            \
+    case MB_REQ_##id:                                                                              \
+        return name;
+        MB_REQ_STATUSES(MB_X_, _, _, _)
+#undef MB_X_
+    default:
+        return "error";
+    }
+}
+/* The status of an answer with JSON-RPC error code (0 = a result). */
+static inline enum mb_req_status mb_counters_status_of(int code)
+{
+    if (code == 0)
+        return MB_REQ_OK;
+#define MB_X_(a, m, mn, id, name, c)                                                               \
+    if ((c) != 0 && code == (c))                                                                   \
+        return MB_REQ_##id;
+    MB_REQ_STATUSES(MB_X_, _, _, _)
+#undef MB_X_
+    return MB_REQ_ERROR;
+}
 
 static inline uint32_t mb_counters_master_row(const struct mb_shm *shm)
 {
