@@ -964,6 +964,16 @@ static int syntax_error(struct loader *ld, const yaml_parser_t *p)
     return fail(ld, m, "syntax error: %s", p->problem ? p->problem : "unknown");
 }
 
+/* Values of backends that depend on other sections, settled once the whole
+ * file is read (routing: may come after backends): an unset
+ * backends[].request_timeout is routing.request_timeout. */
+static void resolve_backends(struct mb_conf *conf)
+{
+    for (size_t i = 0; i < conf->nbackends; i++)
+        if (conf->backends[i].request_timeout == 0)
+            conf->backends[i].request_timeout = conf->routing.request_timeout;
+}
+
 static int load(const char *name, const char *text, size_t len, struct mb_conf **out, char *err,
                 size_t errlen)
 {
@@ -1018,6 +1028,7 @@ static int load(const char *name, const char *text, size_t len, struct mb_conf *
     }
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
+    resolve_backends(conf);
     *out = conf;
     return MB_OK;
 
@@ -1097,6 +1108,16 @@ void mb_conf_free(struct mb_conf **confp)
 
     if (conf == NULL)
         return;
+    /* Fields derived from endpoint URLs (conf/keys.c check_backends) are
+     * not keys of the table, so free_base does not know them. */
+    for (size_t i = 0; conf->backends != NULL && i < conf->nbackends; i++) {
+        struct mb_conf_backend *b = &conf->backends[i];
+        for (size_t e = 0; b->endpoints != NULL && e < b->nendpoints; e++) {
+            free(b->endpoints[e].host);
+            free(b->endpoints[e].address);
+            free(b->endpoints[e].path);
+        }
+    }
     free_base("", conf);
     free(conf->file);
     free(conf);

@@ -97,6 +97,14 @@ enum mb_conf_health_method { MB_HEALTH_PING, MB_HEALTH_HTTP_GET };
 struct mb_conf_endpoint {
     char *url;
     uint32_t weight; /* default 1 */
+    /* Derived from url by the loader (not keys of the file): the URL's parts,
+     * and its host resolved once at load (DESIGN §9: lws client connections
+     * resolve with a blocking getaddrinfo, so transports connect to address). */
+    bool tls;      /* https:// or wss:// */
+    char *host;    /* as written, without brackets: Host header and SNI */
+    char *address; /* numeric IPv4/IPv6 of host */
+    uint16_t port; /* explicit, or 80 / 443 */
+    char *path;    /* from the first '/' on, query included; "/" when absent */
 };
 
 struct mb_conf_backend {
@@ -115,7 +123,9 @@ struct mb_conf_backend {
         bool verify; /* default true */
         char *server_name;
     } tls;
-    mb_msec_t request_timeout; /* default 60s */
+    /* A request without a response by then fails (-32002). When the file
+     * does not set it, the loader copies routing.request_timeout in. */
+    mb_msec_t request_timeout;
     enum mb_conf_session_mode session;
     struct mb_conf_strv cache_tools;
     struct {

@@ -271,6 +271,141 @@ static int check_abs_path(const struct mb_conf_key *k, const void *base, const c
     return MB_OK;
 }
 
+/* Splits an endpoint URL into the derived fields of struct mb_conf_endpoint
+ * and resolves its host (DESIGN §9: nothing resolves names in the event
+ * loop). want_ws selects ws:// and wss:// (transport websocket) over http://
+ * and https:// (transport http). */
+static int parse_endpoint(struct mb_conf_endpoint *e, bool want_ws, char *msg, size_t msglen)
+{
+    static const struct {
+        const char *scheme;
+        bool ws, tls;
+        uint16_t port;
+    } schemes[] = {{"http://", false, false, 80},
+                   {"https://", false, true, 443},
+                   {"ws://", true, false, 80},
+                   {"wss://", true, true, 443}};
+    const char *u = e->url, *p = NULL, *host, *host_end, *after;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    char hostbuf[256], numeric[NI_MAXHOST];
+    unsigned long port = 0;
+    int rc;
+
+    for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+        size_t n = strlen(schemes[i].scheme);
+        if (strncmp(u, schemes[i].scheme, n) != 0)
+            continue;
+        if (schemes[i].ws != want_ws) {
+            snprintf(msg, msglen, "url \"%.80s\": transport %s needs %s", u,
+                     want_ws ? "websocket" : "http",
+                     want_ws ? "ws:// or wss://" : "http:// or https://");
+            return MB_ERR;
+        }
+        p = u + n;
+        e->tls = schemes[i].tls;
+        port = schemes[i].port;
+        break;
+    }
+    if (p == NULL) {
+        snprintf(msg, msglen, "url \"%.80s\": expected %s", u,
+                 want_ws ? "ws://HOST[:PORT]/PATH or wss://..."
+                         : "http://HOST[:PORT]/PATH or "
+                           "https://...");
+        return MB_ERR;
+    }
+    host = p;
+    if (*p == '[') {
+        host = p + 1;
+        host_end = strchr(host, ']');
+        if (host_end == NULL) {
+            snprintf(msg, msglen, "url \"%.80s\": unterminated [IPv6 address]", u);
+            return MB_ERR;
+        }
+        after = host_end + 1;
+    } else {
+        host_end = host + strcspn(host, ":/?#");
+        after = host_end;
+    }
+    if (host_end == host || (size_t)(host_end - host) >= sizeof(hostbuf) ||
+        memchr(host, '@', (size_t)(host_end - host)) != NULL) {
+        snprintf(msg, msglen, "url \"%.80s\": missing or invalid host", u);
+        return MB_ERR;
+    }
+    memcpy(hostbuf, host, (size_t)(host_end - host));
+    hostbuf[host_end - host] = '\0';
+    if (*after == ':') {
+        char *end;
+        if (after[1] < '0' || after[1] > '9') {
+            snprintf(msg, msglen, "url \"%.80s\": invalid port", u);
+            return MB_ERR;
+        }
+        port = strtoul(after + 1, &end, 10);
+        if (port < 1 || port > 65535 || (*end != '\0' && *end != '/' && *end != '?')) {
+            snprintf(msg, msglen, "url \"%.80s\": invalid port", u);
+            return MB_ERR;
+        }
+        after = end;
+    }
+    if (*after != '\0' && *after != '/' && *after != '?') {
+        snprintf(msg, msglen, "url \"%.80s\": unexpected \"%.20s\" after the host", u, after);
+        return MB_ERR;
+    }
+    if (strchr(after, '#') != NULL || strpbrk(after, " \t\r\n") != NULL) {
+        snprintf(msg, msglen, "url \"%.80s\": a fragment or white space in the path", u);
+        return MB_ERR;
+    }
+
+    hints.ai_flags = AI_NUMERICHOST;
+    rc = getaddrinfo(hostbuf, NULL, &hints, &res);
+    if (rc != 0) {
+        hints.ai_flags = 0;
+        rc = getaddrinfo(hostbuf, NULL, &hints, &res);
+    }
+    if (rc == 0) {
+        rc = getnameinfo(res->ai_addr, res->ai_addrlen, numeric, sizeof(numeric), NULL, 0,
+                         NI_NUMERICHOST);
+        freeaddrinfo(res);
+    }
+    if (rc != 0) {
+        snprintf(msg, msglen, "url \"%.80s\": cannot resolve \"%.60s\": %s", u, hostbuf,
+                 gai_strerror(rc));
+        return MB_ERR;
+    }
+    free(e->host);
+    free(e->address);
+    free(e->path);
+    e->host = strdup(hostbuf);
+    e->address = strdup(numeric);
+    e->path = *after == '/' ? strdup(after) : NULL;
+    if (e->path == NULL && *after != '/') {
+        /* "http://h" and "http://h?q" have the path "/" (plus the query). */
+        size_t n = strlen(after);
+        e->path = malloc(n + 2);
+        if (e->path != NULL) {
+            e->path[0] = '/';
+            memcpy(e->path + 1, after, n + 1);
+        }
+    }
+    e->port = (uint16_t)port;
+    if (e->host == NULL || e->address == NULL || e->path == NULL) {
+        snprintf(msg, msglen, "out of memory");
+        return MB_ERR;
+    }
+    return MB_OK;
+}
+
+/* Whether the http and websocket transports are built: their endpoint keys
+ * are switched on (see "HOW A FEATURE IS TURNED ON" above). */
+static bool endpoints_supported(void)
+{
+    const struct mb_conf_key *k = mb_conf_key_find("backends[].endpoints");
+    return k != NULL && k->supported;
+}
+
+/* Names unique; per transport, the keys it needs and no keys of another:
+ * stdio needs a command and takes no endpoints; http and websocket need
+ * endpoints with URLs of their scheme (resolved here) and take no command. */
 static int check_backends(const struct mb_conf_key *k, const void *base, const char *dpath,
                           long *index, char *msg, size_t msglen)
 {
@@ -284,6 +419,59 @@ static int check_backends(const struct mb_conf_key *k, const void *base, const c
                          c->backends[i].name, dpath, j);
                 return MB_ERR;
             }
+        }
+    }
+    for (size_t i = 0; i < c->nbackends; i++) {
+        struct mb_conf_backend *b = &c->backends[i];
+        *index = (long)i;
+        if (b->transport == MB_TRANSPORT_STDIO) {
+            if (b->command.n == 0 || b->command.v[0][0] == '\0') {
+                snprintf(msg, msglen, "transport stdio needs command: [program, args...]");
+                return MB_ERR;
+            }
+            if (b->nendpoints > 0) {
+                snprintf(msg, msglen, "transport stdio takes command, not endpoints");
+                return MB_ERR;
+            }
+            continue;
+        }
+        const char *t = b->transport == MB_TRANSPORT_HTTP ? "http" : "websocket";
+        if (!endpoints_supported()) {
+            snprintf(msg, msglen, "transport %s: not supported yet", t);
+            return MB_ERR;
+        }
+        if (b->command.n > 0) {
+            snprintf(msg, msglen, "transport %s takes endpoints, not command", t);
+            return MB_ERR;
+        }
+        if (b->nendpoints == 0) {
+            snprintf(msg, msglen, "transport %s needs endpoints: [{url: ...}]", t);
+            return MB_ERR;
+        }
+        for (size_t e = 0; e < b->nendpoints; e++) {
+            char sub[400];
+            if (parse_endpoint(&b->endpoints[e], b->transport == MB_TRANSPORT_WEBSOCKET, sub,
+                               sizeof(sub)) != MB_OK) {
+                snprintf(msg, msglen, "endpoints[%zu]: %s", e, sub);
+                return MB_ERR;
+            }
+        }
+    }
+    return MB_OK;
+}
+
+/* routing.separator joins backend and name in tool names: printable ASCII,
+ * no white space, no character of JSON escaping. */
+static int check_separator(const struct mb_conf_key *k, const void *base, const char *dpath,
+                           long *index, char *msg, size_t msglen)
+{
+    const char *s = *(char *const *)((const char *)base + k->offset);
+
+    *index = -1;
+    for (const char *p = s; p && *p; p++) {
+        if (*p <= ' ' || *p >= 0x7f || *p == '"' || *p == '\\') {
+            snprintf(msg, msglen, "must be printable ASCII without space, quote or backslash");
+            return MB_ERR;
         }
     }
     return MB_OK;
@@ -411,16 +599,16 @@ static struct mb_conf_key keys[] = {
 
     /* ------------------------------------------------ backends */
     {K("backends", LIST), LIST_AT(ROOT, backends, nbackends, BACKEND), .def = "[]", .max = "1024",
-     .check = check_backends, OFF("[]"), .doc = "the MCP servers behind the gateway"},
-    {K("backends[].name", STRING), AT(BACKEND, name), .conv = conv_backend_name, REQUIRED, NOT_YET,
+     .check = check_backends, ON, .doc = "the MCP servers behind the gateway"},
+    {K("backends[].name", STRING), AT(BACKEND, name), .conv = conv_backend_name, REQUIRED, ON,
      .doc = "[A-Za-z0-9_-]+, unique; the prefix of its tool names"},
-    {K("backends[].transport", ENUM), AT(BACKEND, transport), .words = w_transport, REQUIRED,
-     NOT_YET, .doc = "how the gateway talks to it"},
-    {K("backends[].command", STRLIST), AT(BACKEND, command), .def = "[]", .max = "1024", NOT_YET,
+    {K("backends[].transport", ENUM), AT(BACKEND, transport), .words = w_transport, REQUIRED, ON,
+     .doc = "how the gateway talks to it"},
+    {K("backends[].command", STRLIST), AT(BACKEND, command), .def = "[]", .max = "1024", ON,
      .doc = "stdio: program and arguments, started per worker"},
-    {K("backends[].env", MAP), AT(BACKEND, env), .def = "{}", .max = "1024", NOT_YET,
+    {K("backends[].env", MAP), AT(BACKEND, env), .def = "{}", .max = "1024", ON,
      .doc = "stdio: extra environment variables"},
-    {K("backends[].cwd", STRING), AT(BACKEND, cwd), .def = ".", .min = "1", NOT_YET,
+    {K("backends[].cwd", STRING), AT(BACKEND, cwd), .def = ".", .min = "1", ON,
      .doc = "stdio: working directory"},
     {K("backends[].endpoints", LIST), LIST_AT(BACKEND, endpoints, nendpoints, ENDPOINT),
      .def = "[]", .max = "1024", NOT_YET, .doc = "http, websocket: the server's URLs"},
@@ -437,8 +625,9 @@ static struct mb_conf_key keys[] = {
      .doc = "verify the backend's certificate"},
     {K("backends[].tls.server_name", STRING), AT(BACKEND, tls.server_name), .def = "\"\"", NOT_YET,
      .doc = "SNI and verified name; empty = the URL's host"},
-    {K("backends[].request_timeout", DURATION), AT(BACKEND, request_timeout), .def = "60s",
-     .min = "1ms", .max = "24h", NOT_YET, .doc = "a request without a response by then fails"},
+    {K("backends[].request_timeout", DURATION), AT(BACKEND, request_timeout), .min = "1ms",
+     .max = "24h", ON,
+     .doc = "a request without a response by then fails; default routing.request_timeout"},
     {K("backends[].session", ENUM), AT(BACKEND, session), .def = "shared", .words = w_session,
      NOT_YET, .doc = "one upstream session per worker, or one per client session"},
     {K("backends[].cache_tools", STRLIST), AT(BACKEND, cache_tools), .def = "[]", .max = "65536",
@@ -524,15 +713,15 @@ static struct mb_conf_key keys[] = {
      .min = "1", .max = "100000000", NOT_YET, .doc = "entries"},
 
     /* ------------------------------------------------ routing */
-    {K("routing", SECTION), OFF("{}"), .doc = "how calls reach backends"},
+    {K("routing", SECTION), ON, .doc = "how calls reach backends"},
     {K("routing.strategy", ENUM), AT(ROOT, routing.strategy), .def = "least_response_time",
      .words = w_strategy, NOT_YET, .doc = "how an endpoint of a backend is picked"},
-    {K("routing.prefix", ENUM), AT(ROOT, routing.prefix), .def = "auto", .words = w_prefix, NOT_YET,
+    {K("routing.prefix", ENUM), AT(ROOT, routing.prefix), .def = "auto", .words = w_prefix, ON,
      .doc = "prefix names with the backend: auto = only with more than one backend"},
     {K("routing.separator", STRING), AT(ROOT, routing.separator), .def = "__", .min = "1",
-     .max = "8", NOT_YET, .doc = "between backend prefix and name"},
+     .max = "8", .check = check_separator, ON, .doc = "between backend prefix and name"},
     {K("routing.request_timeout", DURATION), AT(ROOT, routing.request_timeout), .def = "60s",
-     .min = "1ms", .max = "24h", NOT_YET, .doc = "default per-request timeout"},
+     .min = "1ms", .max = "24h", ON, .doc = "default per-request timeout"},
     {K("routing.backend_limits", SECTION), NOT_YET, .doc = "per backend, per worker"},
     {K("routing.backend_limits.max_conns", INT), AT(ROOT, routing.backend_limits.max_conns),
      .def = "1000", .min = "1", .max = "1000000", NOT_YET, .doc = "connections to one backend"},

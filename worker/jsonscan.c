@@ -1,0 +1,279 @@
+/*
+ * worker/jsonscan.c — strict JSON validation, raw member lookup and splicing
+ * (see jsonscan.h). A recursive-descent validator over the bytes, with a
+ * depth limit so a hostile backend cannot exhaust the stack.
+ */
+#include "worker/jsonscan.h"
+
+#include <string.h>
+
+#include "common/errors.h"
+
+#define MAX_DEPTH 128
+
+struct scan {
+    const char *p, *end;
+};
+
+static void ws(struct scan *s)
+{
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+        s->p++;
+}
+
+static bool hexdig(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static bool digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static bool v_string(struct scan *s)
+{
+    s->p++; /* the opening quote */
+    while (s->p < s->end) {
+        unsigned char c = (unsigned char)*s->p++;
+        if (c == '"')
+            return true;
+        if (c < 0x20)
+            return false;
+        if (c != '\\')
+            continue;
+        if (s->p >= s->end)
+            return false;
+        c = (unsigned char)*s->p++;
+        if (c == 'u') {
+            if (s->end - s->p < 4 || !hexdig(s->p[0]) || !hexdig(s->p[1]) || !hexdig(s->p[2]) ||
+                !hexdig(s->p[3]))
+                return false;
+            s->p += 4;
+        } else if (!strchr("\"\\/bfnrt", c) || c == '\0') {
+            return false;
+        }
+    }
+    return false;
+}
+
+static bool v_number(struct scan *s)
+{
+    if (s->p < s->end && *s->p == '-')
+        s->p++;
+    if (s->p >= s->end)
+        return false;
+    if (*s->p == '0')
+        s->p++;
+    else if (digit(*s->p))
+        while (s->p < s->end && digit(*s->p))
+            s->p++;
+    else
+        return false;
+    if (s->p < s->end && *s->p == '.') {
+        s->p++;
+        if (s->p >= s->end || !digit(*s->p))
+            return false;
+        while (s->p < s->end && digit(*s->p))
+            s->p++;
+    }
+    if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+        s->p++;
+        if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
+            s->p++;
+        if (s->p >= s->end || !digit(*s->p))
+            return false;
+        while (s->p < s->end && digit(*s->p))
+            s->p++;
+    }
+    return true;
+}
+
+static bool literal(struct scan *s, const char *word)
+{
+    size_t n = strlen(word);
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0)
+        return false;
+    s->p += n;
+    return true;
+}
+
+static bool v_value(struct scan *s, int depth)
+{
+    ws(s);
+    if (s->p >= s->end)
+        return false;
+    switch (*s->p) {
+    case '"':
+        return v_string(s);
+    case 't':
+        return literal(s, "true");
+    case 'f':
+        return literal(s, "false");
+    case 'n':
+        return literal(s, "null");
+    case '{':
+    case '[': {
+        char close = *s->p == '{' ? '}' : ']';
+        bool obj = close == '}';
+        if (depth >= MAX_DEPTH)
+            return false;
+        s->p++;
+        ws(s);
+        if (s->p < s->end && *s->p == close) {
+            s->p++;
+            return true;
+        }
+        for (;;) {
+            if (obj) {
+                ws(s);
+                if (s->p >= s->end || *s->p != '"' || !v_string(s))
+                    return false;
+                ws(s);
+                if (s->p >= s->end || *s->p != ':')
+                    return false;
+                s->p++;
+            }
+            if (!v_value(s, depth + 1))
+                return false;
+            ws(s);
+            if (s->p >= s->end)
+                return false;
+            if (*s->p == ',') {
+                s->p++;
+                continue;
+            }
+            if (*s->p != close)
+                return false;
+            s->p++;
+            return true;
+        }
+    }
+    default:
+        return v_number(s);
+    }
+}
+
+bool mb_json_valid(const char *text, size_t len)
+{
+    struct scan s = {text, text + len};
+    if (!v_value(&s, 0))
+        return false;
+    ws(&s);
+    return s.p == s.end;
+}
+
+/* Skips one value of text already known to be valid. */
+static const char *skip(const char *p, const char *end)
+{
+    struct scan s = {p, end};
+    return v_value(&s, 0) ? s.p : NULL;
+}
+
+int mb_json_member(const char *text, size_t len, const char *key, struct mb_json_raw *out)
+{
+    struct scan s = {text, text + len};
+    size_t klen = strlen(key);
+
+    out->p = NULL;
+    out->len = 0;
+    ws(&s);
+    if (s.p >= s.end || *s.p != '{')
+        return MB_DECLINED;
+    s.p++;
+    for (;;) {
+        ws(&s);
+        if (s.p >= s.end || *s.p != '"')
+            return MB_DECLINED;
+        const char *k = s.p + 1;
+        if (!v_string(&s))
+            return MB_DECLINED;
+        bool match = (size_t)(s.p - 1 - k) == klen && memcmp(k, key, klen) == 0;
+        ws(&s);
+        if (s.p >= s.end || *s.p != ':')
+            return MB_DECLINED;
+        s.p++;
+        ws(&s);
+        const char *v = s.p;
+        const char *e = skip(s.p, s.end);
+        if (e == NULL)
+            return MB_DECLINED;
+        if (match) {
+            out->p = v;
+            out->len = (size_t)(e - v);
+            return 0;
+        }
+        s.p = e;
+        ws(&s);
+        if (s.p >= s.end || *s.p != ',')
+            return MB_DECLINED;
+        s.p++;
+    }
+}
+
+int mb_json_path(const char *text, size_t len, const char *const *keys, struct mb_json_raw *out)
+{
+    struct mb_json_raw cur = {text, len};
+    for (size_t i = 0; keys[i] != NULL; i++)
+        if (mb_json_member(cur.p, cur.len, keys[i], &cur) != 0) {
+            out->p = NULL;
+            out->len = 0;
+            return MB_DECLINED;
+        }
+    *out = cur;
+    return 0;
+}
+
+bool mb_json_raw_uint(struct mb_json_raw raw, uint64_t *v)
+{
+    uint64_t x = 0;
+    if (raw.p == NULL || raw.len == 0 || raw.len > 16 || (raw.p[0] == '0' && raw.len > 1))
+        return false;
+    for (size_t i = 0; i < raw.len; i++) {
+        if (!digit(raw.p[i]))
+            return false;
+        x = x * 10 + (uint64_t)(raw.p[i] - '0');
+    }
+    *v = x;
+    return true;
+}
+
+long mb_json_raw_plain_string(struct mb_json_raw raw, char *buf, size_t cap)
+{
+    if (raw.p == NULL || raw.len < 2 || raw.p[0] != '"' || raw.p[raw.len - 1] != '"')
+        return -1;
+    size_t n = raw.len - 2;
+    if (n + 1 > cap || memchr(raw.p + 1, '\\', n) != NULL)
+        return -1;
+    memcpy(buf, raw.p + 1, n);
+    buf[n] = '\0';
+    return (long)n;
+}
+
+int mb_json_splice(struct mb_buf *out, const char *text, size_t len, struct mb_json_edit *edits,
+                   size_t n)
+{
+    size_t mark = out->len;
+    /* Insertion sort: there are at most a handful of edits. */
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && edits[j].at < edits[j - 1].at; j--) {
+            struct mb_json_edit t = edits[j];
+            edits[j] = edits[j - 1];
+            edits[j - 1] = t;
+        }
+    const char *p = text, *end = text + len;
+    for (size_t i = 0; i < n; i++) {
+        if (edits[i].at < p || edits[i].at + edits[i].len > end)
+            goto fail;
+        if (mb_buf_append(out, p, (size_t)(edits[i].at - p)) ||
+            mb_buf_append(out, edits[i].with, edits[i].with_len))
+            goto fail;
+        p = edits[i].at + edits[i].len;
+    }
+    if (mb_buf_append(out, p, (size_t)(end - p)))
+        goto fail;
+    return 0;
+fail:
+    out->len = mark;
+    return MB_ERR;
+}

@@ -1,0 +1,60 @@
+/*
+ * worker/jsonscan.h — allocation-free JSON scanning for the routing hot path.
+ *
+ * The gateway forwards most messages between clients and backends with only
+ * an id, a name or a progress token changed (DESIGN §9: cJSON and malloc
+ * dominate the cost of a message). So instead of parsing into a tree and
+ * printing it again, it validates the text once (mb_json_valid), finds the
+ * raw bytes of the members it needs (mb_json_member), and splices
+ * replacements in (mb_json_splice). Raw member values keep their exact text
+ * (ids stay byte for byte).
+ *
+ * Member lookup compares keys as raw bytes: a key written with escapes
+ * ("\u0069d") is not found, and callers fall back to the cJSON path then.
+ * The first member of a name wins, as in cJSON.
+ */
+#ifndef MB_WORKER_JSONSCAN_H
+#define MB_WORKER_JSONSCAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "worker/buf.h"
+
+/* A raw slice of a text. */
+struct mb_json_raw {
+    const char *p; /* NULL when absent */
+    size_t len;
+};
+
+/* True when text is exactly one JSON value (strict RFC 8259 grammar,
+ * surrounding white space allowed), nested at most 128 deep. */
+bool mb_json_valid(const char *text, size_t len);
+/* The raw value of member key in the object text (which must be valid JSON).
+ * Returns 0 and fills *out, or MB_DECLINED when text is not an object or
+ * has no such member (*out is then {NULL, 0}). */
+int mb_json_member(const char *text, size_t len, const char *key, struct mb_json_raw *out);
+/* Follows a path of member names ("params", "_meta", "progressToken",
+ * NULL-terminated) through nested objects. */
+int mb_json_path(const char *text, size_t len, const char *const *keys, struct mb_json_raw *out);
+/* True when raw is a JSON integer in 0..2^53 and stores it in *v. */
+bool mb_json_raw_uint(struct mb_json_raw raw, uint64_t *v);
+/* Decodes a raw JSON string without escapes into buf (cap bytes with the
+ * NUL); returns its length, or -1 when raw is not such a string or too long.
+ * Strings with escapes are left to cJSON. */
+long mb_json_raw_plain_string(struct mb_json_raw raw, char *buf, size_t cap);
+
+/* One replacement: the bytes [at, at+len) of the source become with/with_len. */
+struct mb_json_edit {
+    const char *at;
+    size_t len;
+    const char *with;
+    size_t with_len;
+};
+/* Appends text to out with the edits applied. Edits point into text, must
+ * not overlap and may come in any order (they are sorted here). */
+int mb_json_splice(struct mb_buf *out, const char *text, size_t len, struct mb_json_edit *edits,
+                   size_t n);
+
+#endif
