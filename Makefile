@@ -74,6 +74,9 @@ DEPS_OK  := build/.deps-ok
 
 .PHONY: all deps test unit integration asan run format check-format install clean bench
 .DEFAULT_GOAL := all
+# Keep test objects: they are intermediate in the pattern rules, and make
+# would otherwise delete and rebuild them on every run.
+.SECONDARY:
 
 all: $(DEPS_OK) $(PROGRAMS)
 
