@@ -17,6 +17,9 @@
  *   - listen_fds: this slot's listening sockets, one per conf server.listen
  *     entry and in that order, non-blocking, SO_REUSEPORT, already listening.
  *     The worker closes every other inherited descriptor it does not need.
+ *   - metrics_fd: this slot's socket of the metrics endpoint (metrics.listen),
+ *     of the same kind, or -1 when metrics.enabled is false. The worker
+ *     serves /metrics, /healthz and /readyz on it.
  *
  * Signals the master sends a worker: QUIT = graceful stop (stop accepting,
  * finish in-flight requests within server.shutdown_timeout, close WebSockets
@@ -41,6 +44,7 @@ struct mb_worker_args {
     uint32_t worker_index;
     const int *listen_fds;
     size_t nlisten;
+    int metrics_fd;
 };
 
 /* Implemented in worker/; returns the process exit status. */

@@ -10,11 +10,13 @@
  * own event loop watches them, so a QUIT that arrives while a worker is still
  * starting is delivered to it, not lost.
  *
- *   HUP       reload (below)
+ *   HUP       reload (below); counted in the master row as reloads or
+ *             reloads_failed (/metrics: mcp_gateway_reloads_total{result})
  *   TERM/INT  fast stop: TERM to every worker, SIGKILL after 5 s, exit 0
  *   QUIT      graceful stop: QUIT to every worker, SIGKILL after
  *             server.shutdown_timeout + 2 s, exit 0
- *   USR1      reopen the error log here and in every worker
+ *   USR1      reopen the error log here and in every worker (workers reopen
+ *             the error log and the access log)
  *   CHLD      reap; respawn a worker of the current generation that died
  *
  * Respawn. A dead worker of the current generation is started again in the
@@ -60,6 +62,7 @@
 #include "common/process.h"
 #include "common/time.h"
 #include "conf/conf.h"
+#include "shm/counters.h"
 #include "shm/shm.h"
 
 #define MAX_WORKERS      512 /* live processes at once, all generations together */
@@ -83,9 +86,9 @@ struct worker {
     uint32_t slot;
     uint32_t index; /* shm worker record */
     struct generation *gen;
-    bool stopping;      /* QUIT or TERM sent */
-    uint64_t kill_at;   /* monotonic ms; SIGKILL then (stopping workers) */
-    uint64_t started;   /* monotonic ms */
+    bool stopping;    /* QUIT or TERM sent */
+    uint64_t kill_at; /* monotonic ms; SIGKILL then (stopping workers) */
+    uint64_t started; /* monotonic ms */
     uint64_t respawn_at;
     uint32_t backoff_ms;
 };
@@ -110,13 +113,25 @@ static const int handled_signals[] = {SIGCHLD, SIGHUP, SIGTERM, SIGINT, SIGQUIT,
 static void on_signal(int sig)
 {
     switch (sig) {
-    case SIGCHLD: sig_child = 1; break;
-    case SIGHUP: sig_hup = 1; break;
+    case SIGCHLD:
+        sig_child = 1;
+        break;
+    case SIGHUP:
+        sig_hup = 1;
+        break;
     case SIGTERM:
-    case SIGINT: sig_term = 1; break;
-    case SIGQUIT: sig_quit = 1; break;
-    case SIGUSR1: sig_usr1 = 1; break;
-    case SIGALRM: sig_alarm = 1; break;
+    case SIGINT:
+        sig_term = 1;
+        break;
+    case SIGQUIT:
+        sig_quit = 1;
+        break;
+    case SIGUSR1:
+        sig_usr1 = 1;
+        break;
+    case SIGALRM:
+        sig_alarm = 1;
+        break;
     }
 }
 
@@ -182,14 +197,16 @@ static void child_main(struct worker *w)
     mb_log_set_role("worker", (int)w->slot);
     int fds[64];
     size_t n = 0;
-    /* Keep this slot's sockets, close the other slots' (DESIGN §1). */
-    for (size_t l = 0; l < g->socks.nlisten; l++) {
+    int metrics_fd = mb_listen_metrics_fd(&g->socks, w->slot);
+    /* Keep this slot's sockets (client listeners and the metrics one),
+     * close the other slots' (DESIGN §1). */
+    for (size_t l = 0; l < mb_listen_total(&g->socks); l++) {
         for (size_t s = 0; s < g->socks.nslots; s++) {
             int fd = mb_listen_fd(&g->socks, l, s);
-            if (s == w->slot && n < sizeof(fds) / sizeof(fds[0]))
-                fds[n++] = fd;
-            else
+            if (s != w->slot)
                 close(fd);
+            else if (l < g->socks.nlisten && n < sizeof(fds) / sizeof(fds[0]))
+                fds[n++] = fd;
         }
     }
     if (M.opts->ready_fd != -1)
@@ -215,6 +232,7 @@ static void child_main(struct worker *w)
         .worker_index = w->index,
         .listen_fds = fds,
         .nlisten = n,
+        .metrics_fd = metrics_fd,
     };
     exit(mb_worker_main(&args));
 }
@@ -256,8 +274,7 @@ static struct worker *worker_new(struct generation *g, uint32_t slot)
         g->live++;
         return w;
     }
-    mb_log_error("too many worker processes (%d): cannot start worker slot %u", MAX_WORKERS,
-                 slot);
+    mb_log_error("too many worker processes (%d): cannot start worker slot %u", MAX_WORKERS, slot);
     return NULL;
 }
 
@@ -329,8 +346,8 @@ static void reap(void)
         if (w->stopping)
             mb_log_info("worker slot %u pid %d %s", w->slot, (int)pid, how);
         else if (fatal)
-            mb_log_error("worker slot %u pid %d %s (fatal): not respawning it", w->slot,
-                         (int)pid, how);
+            mb_log_error("worker slot %u pid %d %s (fatal): not respawning it", w->slot, (int)pid,
+                         how);
         else
             mb_log_error("worker slot %u pid %d %s unexpectedly", w->slot, (int)pid, how);
         mb_shm_worker_reaped(M.shm, w->index, st, !respawn);
@@ -386,6 +403,13 @@ static bool any_worker(bool current_only)
 
 /* ------------------------------------------------------------------ reload, stop */
 
+/* mcp_gateway_reloads_total{result}: the master row is the master's own. */
+static void count_reload(bool ok)
+{
+    mb_counters_add(M.shm, mb_counters_master_row(M.shm),
+                    ok ? MB_CTR_RELOADS : MB_CTR_RELOADS_FAILED, 1);
+}
+
 static void reload(void)
 {
     char err[1024];
@@ -394,11 +418,13 @@ static void reload(void)
     mb_log_info("reloading %s", M.opts->conf_path);
     if (mb_conf_load(M.opts->conf_path, &conf, err, sizeof(err)) != MB_OK) {
         mb_log_error("reload failed, keeping the running configuration: %s", err);
+        count_reload(false);
         return;
     }
     if (mb_listen_build(conf, &M.current->socks, &socks, err, sizeof(err)) != MB_OK) {
         mb_log_error("reload failed, keeping the running configuration: %s", err);
         mb_conf_free(&conf);
+        count_reload(false);
         return;
     }
     const struct mb_conf *was = M.current->conf;
@@ -412,6 +438,7 @@ static void reload(void)
         mb_log_error("reload failed: out of memory");
         mb_listen_close(&socks); /* sockets taken over are gone from the old set */
         mb_conf_free(&conf);
+        count_reload(false);
         return;
     }
     /* The old generation keeps no sockets in the master: what the new one
@@ -429,9 +456,10 @@ static void reload(void)
     for (size_t i = 0; i < MAX_WORKERS; i++) {
         struct worker *w = &M.workers[i];
         if (w->used && w->gen != g && !w->stopping)
-            signal_worker(w, SIGQUIT, now + (uint64_t)w->gen->conf->server.shutdown_timeout +
-                                          KILL_GRACE_MS);
+            signal_worker(w, SIGQUIT,
+                          now + (uint64_t)w->gen->conf->server.shutdown_timeout + KILL_GRACE_MS);
     }
+    count_reload(true);
     mb_log_info("reloaded: generation %llu", (unsigned long long)g->id);
 }
 

@@ -70,7 +70,7 @@ static struct mb_listen_sock *find(struct mb_listen_set *set, const char *addres
 {
     if (set == NULL)
         return NULL;
-    for (size_t i = 0; i < set->nlisten * set->nslots; i++) {
+    for (size_t i = 0; i < mb_listen_total(set) * set->nslots; i++) {
         struct mb_listen_sock *s = &set->socks[i];
         if (s->fd != -1 && s->slot == slot && s->port == port && strcmp(s->address, address) == 0)
             return s;
@@ -81,9 +81,10 @@ static struct mb_listen_sock *find(struct mb_listen_set *set, const char *addres
 int mb_listen_build(const struct mb_conf *conf, struct mb_listen_set *old,
                     struct mb_listen_set *out, char *err, size_t errlen)
 {
-    size_t nl = conf->server.nlisten, ns = conf->workers;
-    struct mb_listen_sock *socks = calloc(nl * ns, sizeof(*socks));
-    struct mb_listen_sock **taken = calloc(nl * ns, sizeof(*taken));
+    bool metrics = conf->metrics.enabled;
+    size_t nc = conf->server.nlisten, nl = nc + (metrics ? 1 : 0), ns = conf->workers;
+    struct mb_listen_sock *socks = calloc(nl * ns + 1, sizeof(*socks));
+    struct mb_listen_sock **taken = calloc(nl * ns + 1, sizeof(*taken));
     if (socks == NULL || taken == NULL) {
         snprintf(err, errlen, "listen: out of memory");
         goto fail;
@@ -94,21 +95,30 @@ int mb_listen_build(const struct mb_conf *conf, struct mb_listen_set *old,
     /* Open what is new first; take nothing over from old until every new
      * socket exists, so a failure leaves old exactly as it was. */
     for (size_t l = 0; l < nl; l++) {
-        const struct mb_conf_listen *ln = &conf->server.listen[l];
+        const char *address = l < nc ? conf->server.listen[l].address : conf->metrics.address;
+        uint16_t port = l < nc ? conf->server.listen[l].port : conf->metrics.port;
         for (size_t s = 0; s < ns; s++) {
             struct mb_listen_sock *sk = &socks[l * ns + s];
-            sk->address = strdup(ln->address);
-            sk->port = ln->port;
+            sk->address = strdup(address);
+            sk->port = port;
             sk->slot = (uint32_t)s;
             if (sk->address == NULL) {
                 snprintf(err, errlen, "listen: out of memory");
                 goto fail;
             }
-            taken[l * ns + s] = find(old, ln->address, ln->port, (uint32_t)s);
+            taken[l * ns + s] = find(old, address, port, (uint32_t)s);
             if (taken[l * ns + s] == NULL) {
-                sk->fd = open_socket(ln->address, ln->port, err, errlen);
-                if (sk->fd == -1)
+                sk->fd = open_socket(address, port, err, errlen);
+                if (sk->fd == -1) {
+                    if (l >= nc) {
+                        /* Say which listener: the port is often taken by
+                         * another exporter or a second gateway. */
+                        char why[512];
+                        snprintf(why, sizeof(why), "%s", err);
+                        snprintf(err, errlen, "metrics.%s", why);
+                    }
                     goto fail;
+                }
             }
         }
     }
@@ -120,8 +130,9 @@ int mb_listen_build(const struct mb_conf *conf, struct mb_listen_set *old,
     }
     free(taken);
     out->socks = socks;
-    out->nlisten = nl;
+    out->nlisten = nc;
     out->nslots = ns;
+    out->has_metrics = metrics;
     return MB_OK;
 
 fail:
@@ -141,7 +152,7 @@ void mb_listen_close(struct mb_listen_set *set)
 {
     if (set->socks == NULL)
         return;
-    for (size_t i = 0; i < set->nlisten * set->nslots; i++) {
+    for (size_t i = 0; i < mb_listen_total(set) * set->nslots; i++) {
         if (set->socks[i].fd != -1)
             close(set->socks[i].fd);
         free(set->socks[i].address);
@@ -149,4 +160,5 @@ void mb_listen_close(struct mb_listen_set *set)
     free(set->socks);
     set->socks = NULL;
     set->nlisten = set->nslots = 0;
+    set->has_metrics = false;
 }

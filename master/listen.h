@@ -10,10 +10,18 @@
  * for what is new; sockets the new generation does not use are closed in the
  * master at once (old workers keep their own inherited copies until they
  * exit). All sockets are non-blocking and close-on-exec.
+ *
+ * The metrics endpoint (metrics.listen, when metrics.enabled) is one more
+ * listener of the same kind, kept after the client listeners: the workers
+ * serve it too, so a scrape needs no extra process and any worker answers
+ * from the same shm totals. The config loader refuses a metrics address that
+ * a client listener also binds (with SO_REUSEPORT both would bind, and the
+ * kernel would mix client and scrape connections).
  */
 #ifndef MB_MASTER_LISTEN_H
 #define MB_MASTER_LISTEN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,11 +34,14 @@ struct mb_listen_sock {
     int fd;
 };
 
-/* The sockets of one generation: fds[listener * nslots + slot]. */
+/* The sockets of one generation: fds[listener * nslots + slot]. Listeners
+ * 0 .. nlisten-1 are server.listen; when has_metrics, listener nlisten is
+ * metrics.listen. */
 struct mb_listen_set {
     struct mb_listen_sock *socks;
     size_t nlisten;
     size_t nslots;
+    bool has_metrics;
 };
 
 /* Builds the set for conf, taking sockets over from old (may be NULL) where
@@ -44,6 +55,16 @@ void mb_listen_close(struct mb_listen_set *set);
 static inline int mb_listen_fd(const struct mb_listen_set *set, size_t listener, size_t slot)
 {
     return set->socks[listener * set->nslots + slot].fd;
+}
+/* The metrics socket of a slot, or -1 when metrics are off. */
+static inline int mb_listen_metrics_fd(const struct mb_listen_set *set, size_t slot)
+{
+    return set->has_metrics ? mb_listen_fd(set, set->nlisten, slot) : -1;
+}
+/* Every listener of the set, client and metrics. */
+static inline size_t mb_listen_total(const struct mb_listen_set *set)
+{
+    return set->nlisten + (set->has_metrics ? 1 : 0);
 }
 
 #endif

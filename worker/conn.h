@@ -44,6 +44,7 @@
 
 #include "worker/buf.h"
 #include "worker/mcp.h"
+#include "worker/router.h"
 #include "worker/worker.h"
 
 #define MB_CONN_OUT_HIGH       (1024 * 1024)
@@ -65,6 +66,7 @@ struct mb_conn {
     uint64_t ping_ms;        /* when the last ping was sent; 0 = never */
     uint64_t close_ms;       /* when the close was requested */
     bool is_ws;              /* the WebSocket handshake completed */
+    bool is_http;            /* its first request was plain HTTP (metrics.c counts it) */
     bool closing;            /* a close was requested (mb_conn_close) */
     bool killed;             /* the close grace ran out: lws was told to drop it */
     bool ping_due;           /* a ping waits for the next writeable callback */
@@ -76,6 +78,7 @@ struct mb_conn {
     size_t out_bytes;
     struct mb_buf rx; /* fragments of the message being received */
     struct mb_mcp_session session;
+    struct mb_router_client route; /* requests at backends (router.c) */
 };
 
 /* Creates the state of a just-adopted wsi and links it as its opaque data. */
@@ -99,10 +102,11 @@ int mb_conn_writeable(struct mb_conn *c);
 void mb_conn_close(struct mb_conn *c, uint16_t code, const char *reason);
 /* The 1 s sweep: pings, idle timeout, overdue closes (see above). */
 void mb_conn_sweep(struct mb_worker *w, uint64_t now);
-/* True when nothing is queued for the client. */
+/* True when nothing is queued for the client and no request of it waits
+ * for a backend (the drain closes only such connections). */
 static inline bool mb_conn_idle_out(const struct mb_conn *c)
 {
-    return c->out_head == NULL;
+    return c->out_head == NULL && c->route.inflight == 0;
 }
 
 #endif

@@ -43,6 +43,7 @@
 #include "conf/conf.h"
 #include "shm/shm.h"
 #include "worker/conn.h"
+#include "worker/metrics.h"
 #include "worker/worker.h"
 
 #define DRAIN_QUIET_MS 1000
@@ -110,6 +111,7 @@ void mb_drain_start(struct mb_worker *w)
         return;
     w->phase = MB_PHASE_DRAINING;
     mb_accept_close(w);
+    mb_metrics_stop_accepting(w); /* the next generation answers scrapes */
     mb_shm_worker_set_state(w->shm, w->index, MB_WORKER_DRAINING);
     mb_log_info("graceful stop: draining %u connections (shutdown_timeout %lld ms)", w->nconns,
                 (long long)w->conf->server.shutdown_timeout);

@@ -3,6 +3,9 @@
  * decision whether an Upgrade request may become a WebSocket.
  *
  *   GET|HEAD /healthz           200 "ok\n" (any other method: 405)
+ *   GET|HEAD /readyz            200 "ready\n", or 503 "not ready: <why>\n"
+ *                               (metrics.h says what ready means); the
+ *                               metrics endpoint answers both as well
  *   Upgrade: websocket on one of server.paths   becomes a WebSocket (ws.c)
  *   Upgrade: websocket elsewhere                404
  *   Upgrade: websocket offering only subprotocols other than "mcp"   400
@@ -20,11 +23,13 @@
  * out without a Content-Length and with "connection: close", so lws closes
  * the connection after the response instead of keeping it alive.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "common/log.h"
 #include "conf/conf.h"
 #include "worker/conn.h"
+#include "worker/metrics.h"
 #include "worker/worker.h"
 
 static bool is_mcp_path(const struct mb_worker *w, const char *path)
@@ -83,8 +88,19 @@ int mb_http_request(struct mb_worker *w, struct mb_conn *c, struct lws *wsi, con
     bool head = meth == LWSHUMETH_HEAD;
 
     mb_conn_touch(c);
+    mb_metrics_conn_http(w, c);
     if (path == NULL)
         path = "";
+    if (strcmp(path, "/readyz") == 0) {
+        const char *why;
+        char text[256];
+        if (meth != LWSHUMETH_GET && !head)
+            return respond(w, wsi, 405, "method not allowed: /readyz answers GET and HEAD\n",
+                           "allow:", "GET, HEAD", false);
+        bool ready = mb_metrics_ready(w, &why);
+        snprintf(text, sizeof(text), ready ? "ready\n" : "not ready: %s\n", why);
+        return respond(w, wsi, ready ? 200 : 503, text, NULL, NULL, head);
+    }
     if (strcmp(path, "/healthz") == 0) {
         if (meth == LWSHUMETH_GET || head)
             return respond(w, wsi, 200, "ok\n", NULL, NULL, head);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/errors.h"
+#include "worker/metrics.h"
 
 const char *const mb_mcp_versions[] = {"2025-11-25", "2025-06-18", "2025-03-26", NULL};
 
@@ -185,6 +186,7 @@ int mb_mcp_handle(struct mb_mcp_session *s, const char *text, size_t len, struct
     memset(res, 0, sizeof(*res));
     mb_jsonrpc_parse(text, len, &m);
     res->kind = m.kind;
+    mb_metrics_note(res, &m);
     switch (m.kind) {
     case MB_JSONRPC_REQUEST:
         rc = handle_request(&c);

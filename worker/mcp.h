@@ -45,6 +45,10 @@ struct mb_mcp_outcome {
     enum mb_jsonrpc_kind kind;
     bool replied; /* a reply was appended to out */
     int error;    /* 0, or the JSON-RPC error code that was answered */
+    /* For metrics and the access log (metrics.c mb_metrics_note). */
+    int method;           /* enum mb_method: the bounded label */
+    char method_name[64]; /* as sent, truncated; "" when not a request */
+    char tool[128];       /* tools/call: params.name, truncated; else "" */
 };
 
 void mb_mcp_session_init(struct mb_mcp_session *s);

@@ -35,7 +35,9 @@
 #include "common/process.h"
 #include "conf/conf.h"
 #include "shm/shm.h"
+#include "worker/accesslog.h"
 #include "worker/conn.h"
+#include "worker/metrics.h"
 #include "worker/worker.h"
 
 /* Descriptors a worker needs besides its connections: listening sockets are
@@ -95,7 +97,7 @@ static bool is_listen_fd(const struct mb_worker_args *a, int fd)
     for (size_t i = 0; i < a->nlisten; i++)
         if (a->listen_fds[i] == fd)
             return true;
-    return false;
+    return fd == a->metrics_fd;
 }
 
 /* Closes what the worker inherited and does not use. */
@@ -166,6 +168,7 @@ static void on_signal(struct ev_loop *loop, ev_signal *s, int revents)
         int rc = mb_log_reopen();
         if (rc != 0)
             mb_log_error("reopening the log: %s (kept the old one)", strerror(-rc));
+        mb_accesslog_reopen(w); /* logs its own failure */
         break;
     }
     default:
@@ -300,6 +303,9 @@ int mb_worker_main(const struct mb_worker_args *args)
         goto out;
     if (mb_accept_start(w, args->listen_fds, args->nlisten) != 0)
         goto out;
+    mb_accesslog_open(w, args->slot);
+    if (mb_metrics_start(w, args->metrics_fd) != 0)
+        goto out;
 
     ev_timer_init(&w->tick, on_tick, 1., 1.);
     w->tick.data = w;
@@ -327,6 +333,8 @@ out:
             lws_context_destroy(w->ctx);
             w->ctx = NULL;
         }
+        mb_metrics_free(w);
+        mb_accesslog_close(w);
         ev_timer_stop(w->loop, &w->tick);
         ev_timer_stop(w->loop, &w->drain_timer);
         ev_loop_destroy(w->loop);

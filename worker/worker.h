@@ -6,7 +6,9 @@
  * Who owns what: worker.c the process (loop, signals, lws context, the 1 s
  * tick); accept.c the inherited listening sockets; conn.c the per-connection
  * state and output queues; ws.c the lws protocol callback (WebSocket
- * messages); http.c plain HTTP requests; drain.c graceful stop.
+ * messages); http.c plain HTTP requests; drain.c graceful stop; metrics.c
+ * request accounting and the admin endpoint (/metrics, /readyz);
+ * accesslog.c the access log.
  */
 #ifndef MB_WORKER_WORKER_H
 #define MB_WORKER_WORKER_H
@@ -25,6 +27,8 @@ struct mb_conf;
 struct mb_shm;
 struct mb_conn;
 struct mb_worker;
+struct mb_metrics;
+struct mb_accesslog;
 
 struct mb_conn_list {
     struct mb_conn *head, *tail;
@@ -73,10 +77,15 @@ struct mb_worker {
     ev_timer drain_timer;
     uint64_t drain_deadline_ms; /* DRAINING: shutdown_timeout; CLOSING: last grace */
 
+    struct mb_router *router; /* the backends (router.c) */
+
     bool kick_lws;            /* lws timers were armed outside an lws callback */
     struct mb_buf reply;      /* scratch: the reply being built */
     struct mb_buf tx_scratch; /* scratch: replies framed together (conn.c) */
     size_t tx_batch;          /* most bytes framed into one write: websocket.write_buffer_size */
+
+    struct mb_metrics *metrics;     /* the admin endpoint (metrics.c); NULL when off */
+    struct mb_accesslog *accesslog; /* accesslog.c; NULL when logging.access_log is off */
 };
 
 /* The loop's cached time in milliseconds (cheap: no system call). */

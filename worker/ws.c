@@ -25,6 +25,7 @@
 #include "common/time.h"
 #include "conf/conf.h"
 #include "worker/conn.h"
+#include "worker/metrics.h"
 #include "worker/worker.h"
 
 /* A reassembly buffer larger than this is released after its message, so a
@@ -57,7 +58,10 @@ static int on_message(struct mb_conn *c, const char *text, size_t len)
     mb_worker_count(w, MB_CTR_WS_MESSAGES_IN, 1);
     mb_worker_count(w, MB_CTR_REQUESTS_TOTAL, 1);
     mb_buf_reset(&w->reply);
-    if (mb_mcp_handle(&c->session, text, len, &w->reply, &res) != 0) {
+    mb_worker_count(w, MB_CTR_REQUESTS_IN_FLIGHT, 1);
+    int rc = mb_mcp_handle(&c->session, text, len, &w->reply, &res);
+    mb_worker_count(w, MB_CTR_REQUESTS_IN_FLIGHT, -1);
+    if (rc != 0) {
         mb_log_error("out of memory building a reply: closing the connection");
         return -1;
     }
@@ -67,8 +71,11 @@ static int on_message(struct mb_conn *c, const char *text, size_t len)
         mb_log_error("out of memory queueing a reply: closing the connection");
         return -1;
     }
-    if (res.replied)
-        mb_counters_observe(w->shm, w->index, MB_HIST_REQUEST_DURATION, mb_time_mono_ns() - t0);
+    if (res.replied) {
+        uint64_t ns = mb_time_mono_ns() - t0;
+        mb_counters_observe(w->shm, w->index, MB_HIST_REQUEST_DURATION, ns);
+        mb_metrics_request_done(w, c, &res, len, w->reply.len, ns);
+    }
     mb_conn_touch(c);
     return 0;
 }
@@ -125,6 +132,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         /* Failing here makes lws close the socket. */
         return mb_conn_new(w, wsi) ? 0 : -1;
     case LWS_CALLBACK_WSI_DESTROY:
+        if (c)
+            mb_metrics_conn_gone(w, c);
         mb_conn_free(&c);
         return 0;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
@@ -137,6 +146,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (c == NULL)
             return -1;
         c->is_ws = true;
+        mb_metrics_conn_ws(w, c);
         mb_conn_touch(c);
         return 0;
     case LWS_CALLBACK_RECEIVE:
