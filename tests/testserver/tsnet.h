@@ -1,10 +1,11 @@
 /*
- * tests/testserver/tsnet.h — the test server's network transports, both on
- * one libwebsockets context driven by the caller's libev loop:
+ * tests/testserver/tsnet.h — the test server's network transports, both
+ * driven by the caller's libev loop:
  *
- *   - Streamable HTTP (MCP 2025-06-18 / 2025-11-25) on POST/DELETE /mcp;
+ *   - Streamable HTTP (MCP 2025-06-18 / 2025-11-25) on POST/DELETE /mcp,
+ *     served by tshttp.c (plain HTTP/1.1 with keep-alive and pipelining);
  *   - WebSocket on any path, subprotocol "mcp" echoed when offered, one
- *     JSON-RPC message per text frame.
+ *     JSON-RPC message per text frame, on a libwebsockets context.
  */
 #ifndef MB_TS_TSNET_H
 #define MB_TS_TSNET_H

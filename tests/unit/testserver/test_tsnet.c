@@ -378,3 +378,36 @@ Test(tsnet, websocket_without_subprotocol_and_binary_frames)
     cr_expect_eq(((unsigned char)msg[0] << 8) | (unsigned char)msg[1], 1003);
     close(fd);
 }
+
+/* HTTP/1.1 pipelining: two POSTs in one send get two responses, and the
+ * server still stops on SIGTERM (libwebsockets 4.1.6's HTTP server spun in
+ * lws_http_action() here; see tshttp.h). */
+Test(tsnet, http_pipelined_posts_are_both_answered)
+{
+    const char *body = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{"
+                       "\"protocolVersion\":\"2025-06-18\"}}";
+    char one[1024], buf[8192];
+    int n = snprintf(one, sizeof(one),
+                     "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n" JSON_CT
+                     "Content-Length: %zu\r\n\r\n%s",
+                     strlen(body), body);
+    char two[2048];
+    memcpy(two, one, (size_t)n);
+    memcpy(two + n, one, (size_t)n);
+    int fd = dial(http_port);
+    send_all(fd, two, 2 * (size_t)n);
+    size_t have = 0;
+    int responses = 0;
+    while (responses < 2) {
+        ssize_t k = recv(fd, buf + have, sizeof(buf) - 1 - have, 0);
+        if (k <= 0)
+            break;
+        have += (size_t)k;
+        buf[have] = '\0';
+        responses = 0;
+        for (const char *p = buf; (p = strstr(p, "\"serverInfo\"")) != NULL; p++)
+            responses++;
+    }
+    close(fd);
+    cr_expect_eq(responses, 2, "both pipelined requests are answered: %s", buf);
+}
