@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "tests/support/daemon.h"
+#include "tests/support/daemon_assert.h"
 #include "tests/support/net.h"
 #include "tests/support/testutil.h"
 #include "tests/support/wsclient.h"
@@ -40,22 +41,12 @@ static void teardown(void)
 
 static void start(const struct mb_test_conf *conf)
 {
-    int rc = mb_test_daemon_start(&gw, conf);
-    if (rc) {
-        char *out = gw ? mb_test_daemon_output(gw) : NULL;
-        char *log = gw ? mb_test_daemon_log(gw) : NULL;
-        cr_assert_fail("daemon did not start: %s\n--- output:\n%s\n--- error log:\n%s",
-                       strerror(-rc), out ? out : "", log ? log : "");
-    }
+    mb_test_must_start(&gw, conf);
 }
 
-/* Every test that ran the daemon ends here: it must stop on SIGTERM with exit
- * 0 and have printed no sanitizer report (this is what makes `make asan`
- * catch memory errors in the daemon). */
 static void finish(void)
 {
-    char why[4096];
-    cr_assert_eq(mb_test_daemon_finish(gw, 5000, why, sizeof(why)), 0, "%s", why);
+    mb_test_must_finish(gw);
 }
 
 static struct mb_wsclient *ws_open(const char *path, const char *subprotocol)
