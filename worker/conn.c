@@ -53,6 +53,8 @@ struct mb_conn *mb_conn_new(struct mb_worker *w, struct lws *wsi)
     c->wsi = wsi;
     c->last_active_ms = mb_worker_now_ms(w);
     mb_mcp_session_init(&c->session);
+    c->session.router = w->router;
+    c->session.conn = c;
     list_append(&w->active, c);
     w->nconns++;
     lws_set_opaque_user_data(wsi, c);
@@ -68,6 +70,8 @@ void mb_conn_free(struct mb_conn **cp)
     if (c == NULL)
         return;
     struct mb_worker *w = c->w;
+    if (w->router)
+        mb_router_client_gone(w->router, c);
     struct mb_outmsg *m = c->out_head;
     while (m != NULL) {
         struct mb_outmsg *next = m->next;

@@ -293,3 +293,18 @@ fail:
     out->len = mark;
     return MB_ERR;
 }
+
+int mb_jsonrpc_write_error_data(struct mb_buf *out, const char *id, size_t id_len, int code,
+                                const char *msg, const char *data, size_t data_len)
+{
+    size_t mark = out->len;
+    if (mb_jsonrpc_write_error(out, id, id_len, code, msg, NULL, 0) != 0)
+        return MB_ERR;
+    /* Reopen the error object: drop its "}}" and append the data. */
+    out->len -= 2;
+    if (LIT(out, ",\"data\":") || mb_buf_append(out, data, data_len) || LIT(out, "}}")) {
+        out->len = mark;
+        return MB_ERR;
+    }
+    return 0;
+}

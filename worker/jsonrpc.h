@@ -75,4 +75,8 @@ int mb_jsonrpc_write_result(struct mb_buf *out, const char *id, size_t id_len, c
 int mb_jsonrpc_write_error(struct mb_buf *out, const char *id, size_t id_len, int code,
                            const char *msg, const char *detail, size_t detail_len);
 
+/* The same with "data":DATA in the error object (DATA is JSON text). */
+int mb_jsonrpc_write_error_data(struct mb_buf *out, const char *id, size_t id_len, int code,
+                                const char *msg, const char *data, size_t data_len);
+
 #endif

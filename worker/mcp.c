@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/errors.h"
+#include "worker/router.h"
 #include "worker/metrics.h"
 
 const char *const mb_mcp_versions[] = {"2025-11-25", "2025-06-18", "2025-03-26", NULL};
@@ -19,6 +20,8 @@ struct call {
     const struct mb_jsonrpc_msg *m;
     struct mb_buf *out;
     struct mb_mcp_outcome *res;
+    const char *text;
+    size_t len;
 };
 
 void mb_mcp_session_init(struct mb_mcp_session *s)
@@ -86,13 +89,14 @@ static int do_initialize(struct call *c)
     struct mb_buf *o = c->out;
     size_t mark = o->len;
     c->res->replied = true;
-    /* Only capabilities the gateway really has: tools, whose list it will
-     * change when backends come and go. */
+    /* Only capabilities the gateway really has: tools, whose list changes
+     * when backends come and go, and what its backends announced. */
     if (LIT(o, "{\"jsonrpc\":\"2.0\",\"id\":") || mb_buf_append(o, c->m->id, c->m->id_len) ||
         LIT(o, ",\"result\":{\"protocolVersion\":\"") ||
-        mb_buf_append_str(o, mb_mcp_versions[c->s->version]) ||
-        LIT(o, "\",\"capabilities\":{\"tools\":{\"listChanged\":true}},"
-               "\"serverInfo\":{\"name\":\"mcp-bridge\",\"version\":\"" MB_VERSION "\"}}}")) {
+        mb_buf_append_str(o, mb_mcp_versions[c->s->version]) || LIT(o, "\",\"capabilities\":") ||
+        (c->s->router ? mb_router_capabilities(c->s->router, o)
+                      : LIT(o, "{\"tools\":{\"listChanged\":true}}")) ||
+        LIT(o, ",\"serverInfo\":{\"name\":\"mcp-bridge\",\"version\":\"" MB_VERSION "\"}}}")) {
         o->len = mark;
         return MB_ERR;
     }
@@ -151,18 +155,32 @@ static const struct {
     {"initialize", do_initialize},
 };
 
+static void implicit_session(struct call *c)
+{
+    if (!c->s->initialized && c->s->version < 0) {
+        /* A request before initialize opens an implicit session. */
+        c->s->version = 0;
+        c->s->implicit = true;
+    }
+}
+
 static int handle_request(struct call *c)
 {
     const char *name = c->m->method;
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
         if (strcmp(name, methods[i].name) != 0)
             continue;
-        if (!c->s->initialized && methods[i].fn != do_initialize && c->s->version < 0) {
-            /* A request before initialize opens an implicit session. */
-            c->s->version = 0;
-            c->s->implicit = true;
-        }
+        if (methods[i].fn != do_initialize)
+            implicit_session(c);
+        if (c->s->router && methods[i].fn != do_initialize && methods[i].fn != do_ping)
+            break; /* tools/list and tools/call go to the backends */
         return methods[i].fn(c);
+    }
+    if (c->s->router) {
+        implicit_session(c);
+        int rc = mb_router_request(c->s->router, c->s->conn, c->m, c->text, c->len, c->out, c->res);
+        if (rc != MB_DECLINED)
+            return rc;
     }
     return reply_error(c, MB_JSONRPC_METHOD_NOT_FOUND, "Method not found", name);
 }
@@ -171,16 +189,17 @@ static void handle_notification(struct call *c)
 {
     if (strcmp(c->m->method, "notifications/initialized") == 0)
         c->s->ready = true;
-    /* Other notifications (cancelled, progress, roots/list_changed, …) are
-     * for backends, which do not exist yet; a notification never gets a
-     * reply, so ignoring them is all the gateway can do now. */
+    else if (c->s->router)
+        mb_router_notification(c->s->router, c->s->conn, c->m, c->text, c->len);
+    /* Without a router there is nobody to tell; a notification never gets
+     * a reply, so ignoring it is all the gateway can do. */
 }
 
 int mb_mcp_handle(struct mb_mcp_session *s, const char *text, size_t len, struct mb_buf *out,
                   struct mb_mcp_outcome *res)
 {
     struct mb_jsonrpc_msg m;
-    struct call c = {s, &m, out, res};
+    struct call c = {s, &m, out, res, text, len};
     int rc = 0;
 
     memset(res, 0, sizeof(*res));
@@ -195,7 +214,9 @@ int mb_mcp_handle(struct mb_mcp_session *s, const char *text, size_t len, struct
         handle_notification(&c);
         break;
     case MB_JSONRPC_RESPONSE:
-        /* Answers to server-to-client requests; routed to backends later. */
+        /* Answers to server-to-client requests go back to their backend. */
+        if (s->router)
+            mb_router_response(s->router, s->conn, &m, text, len);
         break;
     case MB_JSONRPC_INVALID:
         rc = reply_error(&c, m.error, m.error_msg, NULL);

@@ -8,10 +8,15 @@
  *                              answers with the gateway's capabilities
  *   notifications/initialized  marks the session ready; no reply
  *   ping                       {}
- *   tools/list                 {"tools":[]} until backends exist (issue 3);
- *                              any cursor is unknown (-32602)
- *   tools/call                 no tool exists yet: -32602 "Unknown tool"
- * Any other request gets -32601; any other notification is ignored.
+ * Everything else goes to the router (worker/router.h) when the session has
+ * one: lists, calls, notifications such as cancelled, and the client's
+ * answers to server-to-client requests; a method the router does not route
+ * gets -32601. Without a router (no worker around it), tools/list answers
+ * {"tools":[]} (any cursor is unknown, -32602) and tools/call -32602
+ * "Unknown tool"; other requests -32601; notifications are ignored.
+ *
+ * initialize answers the capabilities of the router (mb_router_capabilities:
+ * tools always, the rest when a backend announced it).
  *
  * Sessions: a WebSocket connection is one session. A request that arrives
  * before initialize opens an implicit session at the newest version (load
@@ -33,17 +38,23 @@
 /* Protocol versions the gateway speaks, newest first, NULL-terminated. */
 extern const char *const mb_mcp_versions[];
 
+struct mb_router;
+struct mb_conn;
+
 struct mb_mcp_session {
-    int version;      /* index in mb_mcp_versions; -1 before any request */
-    bool initialized; /* an initialize was answered */
-    bool ready;       /* notifications/initialized was received */
-    bool implicit;    /* the session was opened by a request before initialize */
+    struct mb_router *router; /* NULL: no backends (unit tests); see below */
+    struct mb_conn *conn;     /* the connection, for replies that come later */
+    int version;              /* index in mb_mcp_versions; -1 before any request */
+    bool initialized;         /* an initialize was answered */
+    bool ready;               /* notifications/initialized was received */
+    bool implicit;            /* the session was opened by a request before initialize */
 };
 
 /* What one message turned out to be, for counters. */
 struct mb_mcp_outcome {
     enum mb_jsonrpc_kind kind;
-    bool replied; /* a reply was appended to out */
+    bool replied; /* a reply was appended to out (false too when the router took
+                     the request: its reply comes later) */
     int error;    /* 0, or the JSON-RPC error code that was answered */
     /* For metrics and the access log (metrics.c mb_metrics_note). */
     int method;           /* enum mb_method: the bounded label */

@@ -42,7 +42,7 @@
  *                  `notifications/initialized` once answered.
  *   on_state(owner, DOWN, why)   The connection is lost or could not be
  *                  made. Everything sent and not yet answered is lost: the
- *                  core fails those requests with -32001 itself. The
+ *                  core fails those requests with -32010 itself. The
  *                  transport retries on its own, with backoff (start at
  *                  about 100 ms, double, cap at a few seconds, reset after a
  *                  connection that stayed up), and reports UP again. why is
@@ -60,7 +60,7 @@
  *                  exchange (Streamable HTTP): a message given to send() got
  *                  no usable answer (HTTP 5xx, a body that is not JSON, the
  *                  connection dropped before the response). The core answers
- *                  the request inside msg (if it is one) with -32003 naming
+ *                  the request inside msg (if it is one) with -32011 naming
  *                  why. Transports with one long-lived stream report DOWN
  *                  instead.
  *

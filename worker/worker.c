@@ -301,6 +301,12 @@ int mb_worker_main(const struct mb_worker_args *args)
 
     if (create_lws(w) != 0)
         goto out;
+    /* Backends before clients: their children are forked before the
+     * worker holds any client socket. */
+    if (mb_router_new(w, &w->router) != 0) {
+        mb_log_error("starting the backends failed");
+        goto out;
+    }
     if (mb_accept_start(w, args->listen_fds, args->nlisten) != 0)
         goto out;
     mb_accesslog_open(w, args->slot);
@@ -328,6 +334,10 @@ out:
         if (w->listeners)
             mb_accept_close(w);
         w->phase = MB_PHASE_STOPPED;
+        /* Upstreams first (stdio children get end of input, then TERM),
+         * while the clients still exist; their requests are then dropped
+         * without sending anything. */
+        mb_router_close(w->router);
         if (w->ctx) {
             /* Closes every remaining connection (WSI_DESTROY frees them). */
             lws_context_destroy(w->ctx);
@@ -337,6 +347,7 @@ out:
         mb_accesslog_close(w);
         ev_timer_stop(w->loop, &w->tick);
         ev_timer_stop(w->loop, &w->drain_timer);
+        mb_router_free(&w->router);
         ev_loop_destroy(w->loop);
     }
     mb_log_info("exiting with status %d", status);

@@ -1,0 +1,1224 @@
+/*
+ * worker/router.c — backends, their handshakes, and the routing of messages
+ * between clients and backends (see router.h for the rules and error codes).
+ *
+ * Requests at backends ("pending"): each has the gateway id it was sent
+ * with (worker/idmap.h), sits in its backend's list in send order (all
+ * requests to one backend share one timeout, so that order is also deadline
+ * order and one ev_timer per backend serves them all), and, when a client
+ * owns it, in that client's list (for cancellation and disconnects). A
+ * request to a backend that is not ready keeps its message until it can be
+ * sent. Kinds: FORWARD (a client request, the answer goes back spliced),
+ * PART (one page of a fanned-out list), INIT (the gateway's initialize),
+ * IGNORE (logging/setLevel fan-out: the answer is dropped).
+ *
+ * Hot path: a routed request costs the client parse (mcp.c), one raw scan
+ * for the name and progress token, and one splice; a response costs one
+ * validation pass, one member scan and one splice. cJSON is used only for
+ * lists, the handshake, and requests whose keys are written with escapes.
+ */
+#include "worker/router.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/errors.h"
+#include "common/log.h"
+#include "conf/conf.h"
+#include "worker/aggregate.h"
+#include "worker/conn.h"
+#include "worker/idmap.h"
+#include "worker/jsonscan.h"
+#include "worker/mcp.h"
+#include "worker/upstream.h"
+#include "worker/worker.h"
+
+#define LIT(b, s) mb_buf_append((b), (s), sizeof(s) - 1)
+
+/* The protocol version the gateway asks its backends for. */
+#define UPSTREAM_VERSION "2025-11-25"
+
+enum backend_state { B_STARTING, B_READY, B_DOWN, B_CLOSED };
+enum pending_kind { P_FORWARD, P_PART, P_INIT, P_IGNORE };
+
+struct fanout;
+
+struct mb_pending {
+    uint64_t gid;
+    enum pending_kind kind;
+    bool sent;
+    struct backend *b;
+    struct mb_pending *bprev, *bnext;
+    struct mb_conn *client; /* NULL: nobody waits (INIT, IGNORE, or the client left) */
+    struct mb_pending *cprev, *cnext;
+    uint64_t deadline_ms;
+    char *msg; /* the upstream message while not sent */
+    size_t msg_len;
+    char *cid; /* the client's raw id */
+    size_t cid_len;
+    char *ctok; /* the client's raw progress token, or NULL */
+    size_t ctok_len;
+    struct fanout *fan; /* PART */
+};
+
+struct fanout {
+    struct mb_router *r;
+    struct mb_conn *client; /* NULL once it left or cancelled */
+    char *cid;
+    size_t cid_len;
+    struct mb_merge merge;
+    size_t outstanding; /* parts not answered */
+    size_t asked, answered;
+};
+
+/* A server-to-client request forwarded to a client. */
+struct mb_s2c {
+    uint64_t n; /* the client sees the id "mb-s2c-N" */
+    struct backend *b;
+    struct mb_conn *client;
+    struct mb_s2c *next; /* in the client's list */
+    size_t raw_len;
+    char raw_id[]; /* the backend's own id */
+};
+
+struct backend {
+    struct mb_router *r;
+    size_t index;
+    const struct mb_conf_backend *conf;
+    struct mb_upstream up;
+    enum backend_state state;
+    char why[160]; /* why it is not ready */
+    cJSON *caps;   /* the capabilities it announced */
+    struct mb_pending *head, *tail;
+    ev_timer timer;
+    cJSON *learned[MB_LIST_KINDS]; /* names it listed last (routing without prefixes) */
+};
+
+struct mb_router {
+    struct mb_worker *w;
+    const struct mb_conf *conf;
+    struct backend *b;
+    size_t n;
+    const char **names;
+    bool prefix;
+    struct mb_idmap ids;
+    uint64_t s2c_next;
+    struct mb_buf out; /* scratch for messages being built */
+};
+
+static uint64_t now_ms(const struct mb_router *r)
+{
+    return mb_worker_now_ms(r->w);
+}
+
+static void send_to_client(struct mb_conn *c, const char *msg, size_t len)
+{
+    if (c == NULL || c->closing)
+        return;
+    if (mb_conn_enqueue(c, msg, len) != 0) {
+        mb_log_error("out of memory queueing a reply: closing the connection");
+        mb_conn_close(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+        return;
+    }
+    mb_conn_touch(c);
+}
+
+/* {"backend":"NAME","reason":"..."} or with timeout_ms. */
+static int error_data(struct mb_buf *d, const struct backend *b, const char *reason,
+                      long long timeout_ms)
+{
+    mb_buf_reset(d);
+    if (LIT(d, "{\"backend\":") ||
+        mb_buf_append_json_string(d, b->conf->name, strlen(b->conf->name)))
+        return MB_ERR;
+    if (reason && (LIT(d, ",\"reason\":") || mb_buf_append_json_string(d, reason, strlen(reason))))
+        return MB_ERR;
+    if (timeout_ms >= 0 && (LIT(d, ",\"timeout_ms\":") || mb_buf_append_int(d, timeout_ms)))
+        return MB_ERR;
+    return LIT(d, "}");
+}
+
+/* ---------------------------------------------------------------- pending */
+static void arm(struct backend *b)
+{
+    struct ev_loop *loop = b->r->w->loop;
+    ev_timer_stop(loop, &b->timer);
+    if (b->head == NULL || b->state == B_CLOSED)
+        return;
+    uint64_t now = now_ms(b->r);
+    double in = b->head->deadline_ms > now ? (double)(b->head->deadline_ms - now) / 1000. : 0.;
+    ev_timer_set(&b->timer, in + 0.001, 0.);
+    ev_timer_start(loop, &b->timer);
+}
+
+static struct mb_pending *pending_new(struct backend *b, enum pending_kind kind,
+                                      struct mb_conn *client)
+{
+    struct mb_router *r = b->r;
+    struct mb_pending *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    p->gid = mb_idmap_next(&r->ids);
+    if (mb_idmap_put(&r->ids, p->gid, p) != 0) {
+        free(p);
+        return NULL;
+    }
+    p->kind = kind;
+    p->b = b;
+    p->deadline_ms = now_ms(r) + (uint64_t)b->conf->request_timeout;
+    p->bprev = b->tail;
+    if (b->tail)
+        b->tail->bnext = p;
+    else
+        b->head = p;
+    b->tail = p;
+    if (b->head == p)
+        arm(b);
+    if (client) {
+        struct mb_router_client *rc = &client->route;
+        p->client = client;
+        p->cnext = rc->head;
+        if (rc->head)
+            rc->head->cprev = p;
+        rc->head = p;
+        rc->inflight++;
+    }
+    return p;
+}
+
+static void detach_client(struct mb_pending *p)
+{
+    if (p->client == NULL)
+        return;
+    struct mb_router_client *rc = &p->client->route;
+    if (p->cprev)
+        p->cprev->cnext = p->cnext;
+    else
+        rc->head = p->cnext;
+    if (p->cnext)
+        p->cnext->cprev = p->cprev;
+    p->cprev = p->cnext = NULL;
+    rc->inflight--;
+    p->client = NULL;
+}
+
+static void pending_free(struct mb_pending *p)
+{
+    struct backend *b = p->b;
+    bool was_head = b->head == p;
+    mb_idmap_del(&b->r->ids, p->gid);
+    if (p->bprev)
+        p->bprev->bnext = p->bnext;
+    else
+        b->head = p->bnext;
+    if (p->bnext)
+        p->bnext->bprev = p->bprev;
+    else
+        b->tail = p->bprev;
+    detach_client(p);
+    free(p->msg);
+    free(p->cid);
+    free(p->ctok);
+    free(p);
+    if (was_head)
+        arm(b);
+}
+
+/* Sends what p holds if the backend is ready; keeps it queued otherwise. */
+static void pending_try_send(struct mb_pending *p)
+{
+    struct backend *b = p->b;
+    if (p->sent || p->msg == NULL || b->state != B_READY)
+        return;
+    int rc = b->up.ops->send(&b->up, p->msg, p->msg_len);
+    if (rc != 0)
+        return; /* MB_AGAIN: the DOWN report is on its way; it stays queued */
+    p->sent = true;
+    free(p->msg);
+    p->msg = NULL;
+}
+
+static void send_cancel(struct backend *b, uint64_t gid, const char *reason)
+{
+    struct mb_buf *o = &b->r->out;
+    if (b->state != B_READY)
+        return;
+    mb_buf_reset(o);
+    if (LIT(o, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":"
+               "{\"requestId\":") ||
+        mb_buf_append_int(o, (long long)gid) || LIT(o, ",\"reason\":") ||
+        mb_buf_append_json_string(o, reason, strlen(reason)) || LIT(o, "}}"))
+        return;
+    b->up.ops->send(&b->up, o->data, o->len);
+}
+
+static void fan_part_done(struct fanout *f);
+
+/* Answers the owner of p with an error and forgets p. */
+static void pending_fail(struct mb_pending *p, int code, const char *msg, const char *reason,
+                         long long timeout_ms)
+{
+    struct backend *b = p->b;
+    struct mb_buf data = {0}, *o = &b->r->out;
+    switch (p->kind) {
+    case P_FORWARD:
+        if (p->client && error_data(&data, b, reason, timeout_ms) == 0) {
+            mb_buf_reset(o);
+            if (mb_jsonrpc_write_error_data(o, p->cid, p->cid_len, code, msg, data.data,
+                                            data.len) == 0)
+                send_to_client(p->client, o->data, o->len);
+        }
+        break;
+    case P_PART:
+        mb_log_warn("backend %s: %s left out of the merged list: %s%s%s", b->conf->name,
+                    mb_list_method(p->fan->merge.kind), msg, reason ? ": " : "",
+                    reason ? reason : "");
+        mb_merge_drop(&p->fan->merge, b->index);
+        break;
+    case P_INIT:
+    case P_IGNORE:
+        break;
+    }
+    mb_buf_free(&data);
+    struct fanout *f = p->kind == P_PART ? p->fan : NULL;
+    pending_free(p);
+    if (f)
+        fan_part_done(f);
+}
+
+static void fail_queued(struct backend *b);
+
+static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct backend *b = t->data;
+    uint64_t now = now_ms(b->r);
+    while (b->head && b->head->deadline_ms <= now) {
+        struct mb_pending *p = b->head;
+        if (p->sent) {
+            send_cancel(b, p->gid, "timed out at the gateway");
+            mb_log_warn("backend %s: request %llu timed out after %lld ms", b->conf->name,
+                        (unsigned long long)p->gid, (long long)b->conf->request_timeout);
+            bool init = p->kind == P_INIT;
+            pending_fail(p, MB_ERR_BACKEND_TIMEOUT, "Request timed out: the backend did not answer",
+                         NULL, (long long)b->conf->request_timeout);
+            if (init) {
+                snprintf(b->why, sizeof(b->why), "initialize timed out");
+                b->state = B_DOWN;
+                fail_queued(b);
+            }
+        } else {
+            pending_fail(p, MB_ERR_BACKEND_UNAVAILABLE, "Backend unavailable", b->why, -1);
+        }
+    }
+    arm(b);
+}
+
+/* ---------------------------------------------------------------- fan-out */
+static void fan_free(struct fanout *f)
+{
+    mb_merge_free(&f->merge);
+    free(f->cid);
+    free(f);
+}
+
+static void fan_part_done(struct fanout *f)
+{
+    struct mb_router *r = f->r;
+    if (--f->outstanding > 0)
+        return;
+    if (f->client != NULL) {
+        struct mb_buf *o = &r->out, res = {0};
+        cJSON *learned[r->n ? r->n : 1];
+        memset(learned, 0, sizeof(learned));
+        mb_buf_reset(o);
+        if (f->asked > 0 && f->answered == 0) {
+            static const char data[] = "{\"backends\":\"none answered\"}";
+            mb_jsonrpc_write_error_data(o, f->cid, f->cid_len, MB_ERR_BACKEND_UNAVAILABLE,
+                                        "Backend unavailable: no backend answered", data,
+                                        sizeof(data) - 1);
+            send_to_client(f->client, o->data, o->len);
+        } else if (mb_merge_finish(&f->merge, r->names, r->conf->routing.separator, r->prefix, &res,
+                                   learned) == 0 &&
+                   mb_jsonrpc_write_result(o, f->cid, f->cid_len, res.data, res.len) == 0) {
+            send_to_client(f->client, o->data, o->len);
+            for (size_t i = 0; i < r->n; i++) {
+                if (learned[i] == NULL)
+                    continue;
+                cJSON_Delete(r->b[i].learned[f->merge.kind]);
+                r->b[i].learned[f->merge.kind] = learned[i];
+            }
+        } else {
+            for (size_t i = 0; i < r->n; i++)
+                cJSON_Delete(learned[i]);
+            mb_log_error("out of memory merging a list");
+        }
+        mb_buf_free(&res);
+    }
+    fan_free(f);
+}
+
+/* Sends one list request (page cursor, or the first when NULL) to b. */
+static int fan_ask(struct fanout *f, struct backend *b, const char *cursor)
+{
+    struct mb_pending *p = pending_new(b, P_PART, f->client);
+    if (p == NULL)
+        return MB_ERR;
+    p->fan = f;
+    struct mb_buf o = {0};
+    if (LIT(&o, "{\"jsonrpc\":\"2.0\",\"id\":") || mb_buf_append_int(&o, (long long)p->gid) ||
+        LIT(&o, ",\"method\":\"") || mb_buf_append_str(&o, mb_list_method(f->merge.kind)) ||
+        LIT(&o, "\"") ||
+        (cursor && (LIT(&o, ",\"params\":{\"cursor\":") ||
+                    mb_buf_append_json_string(&o, cursor, strlen(cursor)) || LIT(&o, "}"))) ||
+        LIT(&o, "}")) {
+        mb_buf_free(&o);
+        pending_free(p);
+        return MB_ERR;
+    }
+    p->msg = o.data;
+    p->msg_len = o.len;
+    f->outstanding++;
+    pending_try_send(p);
+    return 0;
+}
+
+static const char *const cap_of_kind[MB_LIST_KINDS] = {"tools", "prompts", "resources",
+                                                       "resources"};
+
+static int fan_out(struct mb_router *r, struct mb_conn *c, const struct mb_jsonrpc_msg *m,
+                   enum mb_list_kind kind, struct mb_buf *out, struct mb_mcp_outcome *res)
+{
+    struct fanout *f = calloc(1, sizeof(*f));
+    if (f == NULL || mb_merge_init(&f->merge, kind, r->n) != 0 ||
+        (f->cid = malloc(m->id_len)) == NULL) {
+        if (f)
+            fan_free(f);
+        return MB_ERR;
+    }
+    memcpy(f->cid, m->id, m->id_len);
+    f->cid_len = m->id_len;
+    f->r = r;
+    f->client = c;
+    f->outstanding = 1; /* held while asking, so no part finishes it early */
+    for (size_t i = 0; i < r->n; i++) {
+        struct backend *b = &r->b[i];
+        if (b->state == B_DOWN || b->state == B_CLOSED)
+            continue;
+        if (b->state == B_READY && !cJSON_GetObjectItemCaseSensitive(b->caps, cap_of_kind[kind]))
+            continue;
+        if (fan_ask(f, b, NULL) != 0) {
+            mb_log_error("out of memory fanning out %s", m->method);
+            continue;
+        }
+        f->asked++;
+    }
+    res->replied = false;
+    fan_part_done(f); /* drops the hold: replies now when nothing was asked */
+    return 0;
+}
+
+static void fan_page(struct mb_pending *p, const char *msg, size_t len, struct mb_json_raw result,
+                     struct mb_json_raw error)
+{
+    struct fanout *f = p->fan;
+    struct backend *b = p->b;
+    if (error.p != NULL) {
+        /* A backend without this list (-32601) simply has nothing to add. */
+        struct mb_json_raw code;
+        mb_json_member(error.p, error.len, "code", &code);
+        bool not_found = code.p && code.len == 6 && memcmp(code.p, "-32601", 6) == 0;
+        if (not_found) {
+            f->answered++;
+            pending_free(p);
+            fan_part_done(f);
+        } else {
+            pending_fail(p, MB_ERR_UPSTREAM_PROTOCOL, "the backend answered with an error", NULL,
+                         -1);
+        }
+        return;
+    }
+    char *cursor = NULL;
+    if (mb_merge_page(&f->merge, b->index, result.p, result.len, &cursor) != 0) {
+        pending_fail(p, MB_ERR_UPSTREAM_PROTOCOL, "upstream protocol violation",
+                     "not a list result", -1);
+        return;
+    }
+    if (cursor != NULL) {
+        int rc = fan_ask(f, b, cursor);
+        free(cursor);
+        if (rc != 0)
+            mb_merge_drop(&f->merge, b->index);
+    } else {
+        f->answered++;
+    }
+    pending_free(p);
+    fan_part_done(f);
+}
+
+/* ---------------------------------------------------------------- backends */
+static void send_initialize(struct backend *b)
+{
+    struct mb_pending *p = pending_new(b, P_INIT, NULL);
+    struct mb_buf o = {0};
+    if (p == NULL)
+        goto oom;
+    if (LIT(&o, "{\"jsonrpc\":\"2.0\",\"id\":") || mb_buf_append_int(&o, (long long)p->gid) ||
+        LIT(&o,
+            ",\"method\":\"initialize\",\"params\":{\"protocolVersion\":\"" UPSTREAM_VERSION
+            "\",\"capabilities\":{\"roots\":{\"listChanged\":true},\"sampling\":{},"
+            "\"elicitation\":{}},\"clientInfo\":{\"name\":\"mcp-bridge\",\"version\":\"" MB_VERSION
+            "\"}}}"))
+        goto oom;
+    if (b->up.ops->send(&b->up, o.data, o.len) != 0)
+        goto oom;
+    p->sent = true;
+    mb_buf_free(&o);
+    return;
+oom:
+    mb_buf_free(&o);
+    if (p)
+        pending_free(p);
+    snprintf(b->why, sizeof(b->why), "could not send initialize");
+    b->state = B_DOWN;
+}
+
+static void fail_queued(struct backend *b)
+{
+    struct mb_pending *p = b->head, *next;
+    for (; p; p = next) {
+        next = p->bnext;
+        if (!p->sent)
+            pending_fail(p, MB_ERR_BACKEND_UNAVAILABLE, "Backend unavailable", b->why, -1);
+    }
+}
+
+static void on_init_reply(struct mb_pending *p, struct mb_json_raw result, struct mb_json_raw error)
+{
+    struct backend *b = p->b;
+    pending_free(p);
+    cJSON *res = result.p ? cJSON_ParseWithLength(result.p, result.len) : NULL;
+    cJSON *caps = cJSON_GetObjectItemCaseSensitive(res, "capabilities");
+    if (!cJSON_IsObject(caps)) {
+        snprintf(b->why, sizeof(b->why), "initialize %s",
+                 error.p ? "was answered with an error" : "answer has no capabilities");
+        mb_log_error("backend %s: %s", b->conf->name, b->why);
+        cJSON_Delete(res);
+        b->state = B_DOWN;
+        fail_queued(b);
+        return;
+    }
+    cJSON_Delete(b->caps);
+    b->caps = cJSON_DetachItemViaPointer(res, caps);
+    const cJSON *si = cJSON_GetObjectItemCaseSensitive(res, "serverInfo");
+    const cJSON *nm = cJSON_GetObjectItemCaseSensitive(si, "name");
+    const cJSON *pv = cJSON_GetObjectItemCaseSensitive(res, "protocolVersion");
+    mb_log_info("backend %s: ready (server %s, protocol %s)", b->conf->name,
+                cJSON_IsString(nm) ? nm->valuestring : "?",
+                cJSON_IsString(pv) ? pv->valuestring : "?");
+    cJSON_Delete(res);
+    static const char initialized[] =
+        "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}";
+    b->up.ops->send(&b->up, initialized, sizeof(initialized) - 1);
+    b->state = B_READY;
+    b->why[0] = '\0';
+    struct mb_pending *q = b->head, *next;
+    for (; q; q = next) {
+        next = q->bnext;
+        pending_try_send(q);
+    }
+}
+
+static void on_state(void *owner, enum mb_upstream_state st, const char *why)
+{
+    struct backend *b = owner;
+    if (b->state == B_CLOSED)
+        return;
+    if (st == MB_UPSTREAM_UP) {
+        b->state = B_STARTING;
+        snprintf(b->why, sizeof(b->why), "starting");
+        send_initialize(b);
+        return;
+    }
+    b->state = B_DOWN;
+    snprintf(b->why, sizeof(b->why), "%s", why ? why : "connection lost");
+    /* Sent requests are lost with the connection; queued ones wait for the
+     * restart within their timeout. */
+    struct mb_pending *p = b->head, *next;
+    for (; p; p = next) {
+        next = p->bnext;
+        if (p->sent)
+            pending_fail(p, MB_ERR_BACKEND_UNAVAILABLE, "Backend unavailable", b->why, -1);
+    }
+    /* A dead backend's server-to-client requests cannot be answered. */
+}
+
+/* Splices the client's id into a backend response and sends it on. */
+static void forward_response(struct mb_pending *p, const char *msg, size_t len,
+                             struct mb_json_raw id)
+{
+    struct mb_buf *o = &p->b->r->out;
+    struct mb_json_edit e = {id.p, id.len, p->cid, p->cid_len};
+    mb_buf_reset(o);
+    if (p->client && mb_json_splice(o, msg, len, &e, 1) == 0)
+        send_to_client(p->client, o->data, o->len);
+    pending_free(p);
+}
+
+static void on_response(struct backend *b, const char *msg, size_t len, struct mb_json_raw id)
+{
+    uint64_t gid;
+    struct mb_json_raw result, error;
+    struct mb_pending *p = mb_json_raw_uint(id, &gid) ? mb_idmap_get(&b->r->ids, gid) : NULL;
+    if (p == NULL || p->b != b) {
+        mb_log_debug("backend %s: answer to unknown or finished request %.*s dropped",
+                     b->conf->name, (int)(id.len > 40 ? 40 : id.len), id.p);
+        return;
+    }
+    mb_json_member(msg, len, "result", &result);
+    mb_json_member(msg, len, "error", &error);
+    if ((result.p == NULL) == (error.p == NULL)) {
+        mb_log_warn("backend %s: protocol violation: a response without exactly one of result "
+                    "and error",
+                    b->conf->name);
+        if (p->kind == P_INIT) {
+            on_init_reply(p, (struct mb_json_raw){0}, (struct mb_json_raw){0});
+            return;
+        }
+        pending_fail(p, MB_ERR_UPSTREAM_PROTOCOL, "Upstream protocol violation",
+                     "response without exactly one of result and error", -1);
+        return;
+    }
+    switch (p->kind) {
+    case P_INIT:
+        on_init_reply(p, result, error);
+        break;
+    case P_FORWARD:
+        forward_response(p, msg, len, id);
+        break;
+    case P_PART:
+        fan_page(p, msg, len, result, error);
+        break;
+    case P_IGNORE:
+        pending_free(p);
+        break;
+    }
+}
+
+/* Every open client session of the worker. */
+static void broadcast(struct mb_router *r, const char *msg, size_t len, int filter)
+{
+    for (struct mb_conn *c = r->w->active.head; c != NULL; c = c->next) {
+        if (!c->is_ws || (filter == 1 && !c->route.logging) ||
+            (filter == 2 && !c->route.subscribed))
+            continue;
+        send_to_client(c, msg, len);
+    }
+}
+
+static void on_progress(struct backend *b, const char *msg, size_t len)
+{
+    static const char *const path[] = {"params", "progressToken", NULL};
+    struct mb_json_raw tok;
+    uint64_t gid;
+    if (mb_json_path(msg, len, path, &tok) != 0 || !mb_json_raw_uint(tok, &gid))
+        return;
+    struct mb_pending *p = mb_idmap_get(&b->r->ids, gid);
+    if (p == NULL || p->b != b || p->client == NULL || p->ctok == NULL)
+        return;
+    struct mb_json_edit e = {tok.p, tok.len, p->ctok, p->ctok_len};
+    struct mb_buf *o = &b->r->out;
+    mb_buf_reset(o);
+    if (mb_json_splice(o, msg, len, &e, 1) == 0)
+        send_to_client(p->client, o->data, o->len);
+}
+
+static void on_resource_updated(struct backend *b, const char *msg, size_t len)
+{
+    static const char *const path[] = {"params", "uri", NULL};
+    struct mb_json_raw uri;
+    struct mb_router *r = b->r;
+    if (!r->prefix) {
+        broadcast(r, msg, len, 2);
+        return;
+    }
+    if (mb_json_path(msg, len, path, &uri) != 0 || uri.len < 2 || uri.p[0] != '"')
+        return;
+    /* "<backend>+" goes right after the opening quote. */
+    struct mb_buf pre = {0};
+    if (LIT(&pre, "\"") || mb_buf_append_str(&pre, b->conf->name) || LIT(&pre, MB_URI_SEPARATOR)) {
+        mb_buf_free(&pre);
+        return;
+    }
+    struct mb_json_edit e = {uri.p, 1, pre.data, pre.len};
+    struct mb_buf o = {0};
+    if (mb_json_splice(&o, msg, len, &e, 1) == 0)
+        broadcast(r, o.data, o.len, 2);
+    mb_buf_free(&o);
+    mb_buf_free(&pre);
+}
+
+static void reply_upstream_error(struct backend *b, struct mb_json_raw id, int code,
+                                 const char *message)
+{
+    struct mb_buf o = {0};
+    if (mb_jsonrpc_write_error(&o, id.p, id.len, code, message, NULL, 0) == 0 &&
+        b->state == B_READY)
+        b->up.ops->send(&b->up, o.data, o.len);
+    mb_buf_free(&o);
+}
+
+static void on_server_request(struct backend *b, const char *msg, size_t len, const char *method,
+                              struct mb_json_raw id)
+{
+    struct mb_router *r = b->r;
+    if (strcmp(method, "ping") == 0) {
+        struct mb_buf o = {0};
+        if (mb_jsonrpc_write_result(&o, id.p, id.len, "{}", 2) == 0)
+            b->up.ops->send(&b->up, o.data, o.len);
+        mb_buf_free(&o);
+        return;
+    }
+    /* The client of the newest request in flight on this backend. */
+    struct mb_conn *owner = NULL;
+    for (struct mb_pending *p = b->tail; p && owner == NULL; p = p->bprev)
+        if (p->sent && p->kind == P_FORWARD && p->client)
+            owner = p->client;
+    if (owner == NULL) {
+        if (strcmp(method, "roots/list") == 0) {
+            struct mb_buf o = {0};
+            if (mb_jsonrpc_write_result(&o, id.p, id.len, "{\"roots\":[]}", 12) == 0)
+                b->up.ops->send(&b->up, o.data, o.len);
+            mb_buf_free(&o);
+        } else {
+            reply_upstream_error(b, id, MB_JSONRPC_INTERNAL_ERROR,
+                                 "no client request in flight to serve this request");
+        }
+        return;
+    }
+    struct mb_s2c *s = malloc(sizeof(*s) + id.len);
+    if (s == NULL)
+        return;
+    s->n = ++r->s2c_next;
+    s->b = b;
+    s->client = owner;
+    s->raw_len = id.len;
+    memcpy(s->raw_id, id.p, id.len);
+    s->next = owner->route.s2c;
+    owner->route.s2c = s;
+    char cid[40];
+    int n = snprintf(cid, sizeof(cid), "\"mb-s2c-%llu\"", (unsigned long long)s->n);
+    struct mb_json_edit e = {id.p, id.len, cid, (size_t)n};
+    struct mb_buf *o = &r->out;
+    mb_buf_reset(o);
+    if (mb_json_splice(o, msg, len, &e, 1) == 0)
+        send_to_client(owner, o->data, o->len);
+}
+
+static void on_message(void *owner, const char *msg, size_t len)
+{
+    struct backend *b = owner;
+    struct mb_json_raw id, method;
+    char name[96];
+
+    if (b->state == B_CLOSED)
+        return;
+    if (!mb_json_valid(msg, len) || mb_json_member(msg, len, "jsonrpc", &method) != 0) {
+        mb_log_warn("backend %s: protocol violation: not a JSON-RPC message: %.*s", b->conf->name,
+                    (int)(len > 120 ? 120 : len), msg);
+        return;
+    }
+    mb_json_member(msg, len, "id", &id);
+    mb_json_member(msg, len, "method", &method);
+    if (method.p == NULL) {
+        if (id.p != NULL)
+            on_response(b, msg, len, id);
+        return;
+    }
+    if (mb_json_raw_plain_string(method, name, sizeof(name)) < 0)
+        return;
+    if (id.p != NULL) {
+        on_server_request(b, msg, len, name, id);
+        return;
+    }
+    if (strcmp(name, "notifications/progress") == 0)
+        on_progress(b, msg, len);
+    else if (strncmp(name, "notifications/", 14) == 0 &&
+             strlen(name) > 13 + sizeof("/list_changed") &&
+             strcmp(name + strlen(name) - 13, "/list_changed") == 0)
+        broadcast(b->r, msg, len, 0);
+    else if (strcmp(name, "notifications/message") == 0)
+        broadcast(b->r, msg, len, 1);
+    else if (strcmp(name, "notifications/resources/updated") == 0)
+        on_resource_updated(b, msg, len);
+    else
+        mb_log_debug("backend %s: notification %s not forwarded", b->conf->name, name);
+}
+
+static const struct mb_upstream_events events = {
+    .on_state = on_state, .on_message = on_message, .on_send_failed = NULL};
+
+/* ---------------------------------------------------------------- client side */
+/* The backend that owns name (len bytes) of a kind, and the name it knows. */
+static struct backend *owner_of(struct mb_router *r, enum mb_list_kind kind, const char *name,
+                                size_t len, const char **rest)
+{
+    if (r->n == 0)
+        return NULL;
+    if (r->prefix) {
+        const char *sep = kind >= MB_LIST_RESOURCES ? MB_URI_SEPARATOR : r->conf->routing.separator;
+        long i = mb_names_owner(r->names, r->n, sep, name, len, rest);
+        return i < 0 ? NULL : &r->b[i];
+    }
+    *rest = name;
+    if (r->n == 1)
+        return &r->b[0];
+    /* Without prefixes: the backend that listed it (first wins). */
+    for (size_t i = 0; i < r->n; i++) {
+        const cJSON *s;
+        cJSON_ArrayForEach(s, r->b[i].learned[kind]) if (strlen(s->valuestring) == len &&
+                                                         memcmp(s->valuestring, name, len) ==
+                                                             0) return &r->b[i];
+    }
+    return NULL;
+}
+
+static int reply_unknown(const struct mb_jsonrpc_msg *m, struct mb_buf *out,
+                         struct mb_mcp_outcome *res, const char *what, const char *field,
+                         const char *name)
+{
+    struct mb_buf d = {0};
+    char msg[64];
+    int rc = MB_ERR;
+    snprintf(msg, sizeof(msg), "Unknown %s", what);
+    if (LIT(&d, "{\"") == 0 && mb_buf_append_str(&d, field) == 0 && LIT(&d, "\":") == 0 &&
+        mb_buf_append_json_string(&d, name, strlen(name)) == 0 && LIT(&d, "}") == 0)
+        rc = mb_jsonrpc_write_error_data(out, m->id, m->id_len, MB_JSONRPC_INVALID_PARAMS, msg,
+                                         d.data, d.len);
+    mb_buf_free(&d);
+    res->replied = rc == 0;
+    res->error = MB_JSONRPC_INVALID_PARAMS;
+    return rc;
+}
+
+static int reply_invalid(const struct mb_jsonrpc_msg *m, struct mb_buf *out,
+                         struct mb_mcp_outcome *res, const char *msg)
+{
+    res->replied = true;
+    res->error = MB_JSONRPC_INVALID_PARAMS;
+    return mb_jsonrpc_write_error(out, m->id, m->id_len, MB_JSONRPC_INVALID_PARAMS, msg, NULL, 0);
+}
+
+/* The upstream text of a routed request, with the cJSON tree (slow path:
+ * keys written with escapes, so the raw scan did not find them). */
+static int build_slow(const struct mb_jsonrpc_msg *m, uint64_t gid, const char *const *npath,
+                      const char *newname, struct mb_buf *o)
+{
+    cJSON *copy = cJSON_Duplicate(m->root, 1);
+    int rc = MB_ERR;
+    if (copy == NULL)
+        return MB_ERR;
+    cJSON_ReplaceItemInObjectCaseSensitive(copy, "id", cJSON_CreateNumber((double)gid));
+    cJSON *node = copy;
+    for (size_t i = 0; npath[i + 1] != NULL && node; i++)
+        node = cJSON_GetObjectItemCaseSensitive(node, npath[i]);
+    size_t last = 0;
+    while (npath[last + 1] != NULL)
+        last++;
+    if (node && newname)
+        cJSON_ReplaceItemInObjectCaseSensitive(node, npath[last], cJSON_CreateString(newname));
+    cJSON *meta =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(copy, "params"), "_meta");
+    if (cJSON_GetObjectItemCaseSensitive(meta, "progressToken"))
+        cJSON_ReplaceItemInObjectCaseSensitive(meta, "progressToken",
+                                               cJSON_CreateNumber((double)gid));
+    char *text = cJSON_PrintUnformatted(copy);
+    if (text) {
+        rc = mb_buf_append_str(o, text);
+        free(text);
+    }
+    cJSON_Delete(copy);
+    return rc;
+}
+
+/* Routes a request naming one target to its backend. */
+static int route_one(struct mb_router *r, struct mb_conn *c, const struct mb_jsonrpc_msg *m,
+                     const char *text, size_t len, enum mb_list_kind kind, const char *const *npath,
+                     struct mb_buf *out, struct mb_mcp_outcome *res)
+{
+    const char *what = kind == MB_LIST_TOOLS     ? "tool"
+                       : kind == MB_LIST_PROMPTS ? "prompt"
+                                                 : "resource";
+    const char *field = npath[2] ? npath[2] : npath[1];
+    /* The target, read from the tree the client parse made. */
+    const cJSON *node = m->root;
+    for (size_t i = 0; npath[i] && node; i++)
+        node = cJSON_GetObjectItemCaseSensitive(node, npath[i]);
+    if (!cJSON_IsString(node)) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "Invalid params: %s must be a string",
+                 npath[2] ? "params.ref.name or params.ref.uri" : field);
+        return reply_invalid(m, out, res, msg);
+    }
+    const char *name = node->valuestring, *rest = NULL;
+    struct backend *b = owner_of(r, kind, name, strlen(name), &rest);
+    if (b == NULL)
+        return reply_unknown(m, out, res, what, field, name);
+
+    struct mb_pending *p = pending_new(b, P_FORWARD, c);
+    if (p == NULL)
+        return MB_ERR;
+    if ((p->cid = malloc(m->id_len)) == NULL)
+        goto oom;
+    memcpy(p->cid, m->id, m->id_len);
+    p->cid_len = m->id_len;
+
+    static const char *const tok_path[] = {"params", "_meta", "progressToken", NULL};
+    struct mb_json_raw raw_name, raw_tok;
+    bool strip = rest != name;
+    mb_json_path(text, len, npath, &raw_name);
+    mb_json_path(text, len, tok_path, &raw_tok);
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(m->params, "_meta");
+    bool has_tok = cJSON_GetObjectItemCaseSensitive(meta, "progressToken") != NULL;
+    if (has_tok && raw_tok.p) {
+        if ((p->ctok = malloc(raw_tok.len)) == NULL)
+            goto oom;
+        memcpy(p->ctok, raw_tok.p, raw_tok.len);
+        p->ctok_len = raw_tok.len;
+    }
+
+    struct mb_buf o = {0};
+    if ((strip && raw_name.p == NULL) || (has_tok && raw_tok.p == NULL)) {
+        if (build_slow(m, p->gid, npath, strip ? rest : NULL, &o) != 0)
+            goto oom_buf;
+    } else {
+        char gid[24], *nm = NULL;
+        int gl = snprintf(gid, sizeof(gid), "%llu", (unsigned long long)p->gid);
+        struct mb_json_edit e[3];
+        size_t ne = 0;
+        struct mb_buf nb = {0};
+        e[ne++] = (struct mb_json_edit){m->id, m->id_len, gid, (size_t)gl};
+        if (strip) {
+            if (mb_buf_append_json_string(&nb, rest, strlen(rest)) != 0)
+                goto oom_buf;
+            nm = nb.data;
+            e[ne++] = (struct mb_json_edit){raw_name.p, raw_name.len, nm, nb.len};
+        }
+        if (has_tok)
+            e[ne++] = (struct mb_json_edit){raw_tok.p, raw_tok.len, gid, (size_t)gl};
+        int rc = mb_json_splice(&o, text, len, e, ne);
+        mb_buf_free(&nb);
+        if (rc != 0)
+            goto oom_buf;
+    }
+    p->msg = o.data;
+    p->msg_len = o.len;
+    if (strcmp(m->method, "resources/subscribe") == 0)
+        c->route.subscribed = true;
+    pending_try_send(p);
+    res->replied = false;
+    return 0;
+oom_buf:
+    mb_buf_free(&o);
+oom:
+    pending_free(p);
+    return MB_ERR;
+}
+
+/* logging/setLevel: to every backend, answered at once. */
+static int set_level(struct mb_router *r, struct mb_conn *c, const struct mb_jsonrpc_msg *m,
+                     const char *text, size_t len, struct mb_buf *out, struct mb_mcp_outcome *res)
+{
+    const cJSON *lvl = cJSON_GetObjectItemCaseSensitive(m->params, "level");
+    if (!cJSON_IsString(lvl))
+        return reply_invalid(m, out, res, "Invalid params: level must be a string");
+    for (size_t i = 0; i < r->n; i++) {
+        struct backend *b = &r->b[i];
+        if (b->state == B_DOWN || b->state == B_CLOSED)
+            continue;
+        struct mb_pending *p = pending_new(b, P_IGNORE, NULL);
+        if (p == NULL)
+            return MB_ERR;
+        char gid[24];
+        int gl = snprintf(gid, sizeof(gid), "%llu", (unsigned long long)p->gid);
+        struct mb_json_edit e = {m->id, m->id_len, gid, (size_t)gl};
+        struct mb_buf o = {0};
+        if (mb_json_splice(&o, text, len, &e, 1) != 0) {
+            pending_free(p);
+            return MB_ERR;
+        }
+        p->msg = o.data;
+        p->msg_len = o.len;
+        pending_try_send(p);
+    }
+    c->route.logging = true;
+    res->replied = true;
+    return mb_jsonrpc_write_result(out, m->id, m->id_len, "{}", 2);
+}
+
+/*
+ * route_request — the one place a client request is routed. Anything that
+ * must run on every routed request (rate limiting, authorization of the
+ * target) goes right before the call to it in mb_router_request.
+ */
+static int route_request(struct mb_router *r, struct mb_conn *c, const struct mb_jsonrpc_msg *m,
+                         const char *text, size_t len, struct mb_buf *out,
+                         struct mb_mcp_outcome *res)
+{
+    static const char *const p_name[] = {"params", "name", NULL};
+    static const char *const p_uri[] = {"params", "uri", NULL};
+    static const char *const p_ref_name[] = {"params", "ref", "name", NULL};
+    static const char *const p_ref_uri[] = {"params", "ref", "uri", NULL};
+    const char *method = m->method;
+
+    if (m->params != NULL && !cJSON_IsObject(m->params))
+        return reply_invalid(m, out, res, "Invalid params: params must be an object");
+    int kind = mb_list_kind_of(method);
+    if (kind >= 0) {
+        const cJSON *cursor = cJSON_GetObjectItemCaseSensitive(m->params, "cursor");
+        if (cursor != NULL && !cJSON_IsString(cursor))
+            return reply_invalid(m, out, res, "Invalid params: cursor must be a string");
+        /* The merged list is always one page: no cursor was handed out. */
+        if (cursor != NULL)
+            return reply_invalid(m, out, res, "Invalid params: unknown cursor");
+        return fan_out(r, c, m, (enum mb_list_kind)kind, out, res);
+    }
+    if (strcmp(method, "tools/call") == 0) {
+        const cJSON *args = cJSON_GetObjectItemCaseSensitive(m->params, "arguments");
+        if (args != NULL && !cJSON_IsObject(args))
+            return reply_invalid(m, out, res, "Invalid params: arguments must be an object");
+        return route_one(r, c, m, text, len, MB_LIST_TOOLS, p_name, out, res);
+    }
+    if (strcmp(method, "prompts/get") == 0)
+        return route_one(r, c, m, text, len, MB_LIST_PROMPTS, p_name, out, res);
+    if (strcmp(method, "resources/read") == 0 || strcmp(method, "resources/subscribe") == 0 ||
+        strcmp(method, "resources/unsubscribe") == 0)
+        return route_one(r, c, m, text, len, MB_LIST_RESOURCES, p_uri, out, res);
+    if (strcmp(method, "completion/complete") == 0) {
+        const cJSON *ref = cJSON_GetObjectItemCaseSensitive(m->params, "ref");
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(ref, "type");
+        if (!cJSON_IsString(type))
+            return reply_invalid(m, out, res, "Invalid params: params.ref.type must be a string");
+        if (strcmp(type->valuestring, "ref/prompt") == 0)
+            return route_one(r, c, m, text, len, MB_LIST_PROMPTS, p_ref_name, out, res);
+        if (strcmp(type->valuestring, "ref/resource") == 0)
+            return route_one(r, c, m, text, len, MB_LIST_RESOURCES, p_ref_uri, out, res);
+        return reply_invalid(m, out, res,
+                             "Invalid params: params.ref.type must be ref/prompt or ref/resource");
+    }
+    if (strcmp(method, "logging/setLevel") == 0)
+        return set_level(r, c, m, text, len, out, res);
+    return MB_DECLINED;
+}
+
+int mb_router_request(struct mb_router *r, struct mb_conn *c, const struct mb_jsonrpc_msg *m,
+                      const char *text, size_t len, struct mb_buf *out, struct mb_mcp_outcome *res)
+{
+    return route_request(r, c, m, text, len, out, res);
+}
+
+void mb_router_notification(struct mb_router *r, struct mb_conn *c, const struct mb_jsonrpc_msg *m,
+                            const char *text, size_t len)
+{
+    static const char *const rid_path[] = {"params", "requestId", NULL};
+    struct mb_json_raw rid;
+    if (strcmp(m->method, "notifications/cancelled") != 0)
+        return; /* roots/list_changed and the like: nothing upstream tracks them yet */
+    if (mb_json_path(text, len, rid_path, &rid) != 0)
+        return;
+    struct mb_pending *p = c->route.head, *next;
+    for (; p; p = next) {
+        next = p->cnext;
+        if (p->cid_len != rid.len || memcmp(p->cid, rid.p, rid.len) != 0) {
+            if (!(p->kind == P_PART && p->fan->cid_len == rid.len &&
+                  memcmp(p->fan->cid, rid.p, rid.len) == 0))
+                continue;
+        }
+        if (p->sent)
+            send_cancel(p->b, p->gid, "cancelled by the client");
+        if (p->kind == P_PART) {
+            struct fanout *f = p->fan;
+            f->client = NULL;
+            pending_free(p);
+            fan_part_done(f);
+        } else {
+            pending_free(p);
+        }
+    }
+}
+
+void mb_router_response(struct mb_router *r, struct mb_conn *c, const struct mb_jsonrpc_msg *m,
+                        const char *text, size_t len)
+{
+    unsigned long long n;
+    int used = 0;
+    if (sscanf(m->id, "\"mb-s2c-%llu\"%n", &n, &used) != 1 || (size_t)used != m->id_len)
+        return;
+    for (struct mb_s2c **pp = &c->route.s2c; *pp; pp = &(*pp)->next) {
+        struct mb_s2c *s = *pp;
+        if (s->n != n)
+            continue;
+        *pp = s->next;
+        struct backend *b = s->b;
+        struct mb_json_edit e = {m->id, m->id_len, s->raw_id, s->raw_len};
+        struct mb_buf *o = &r->out;
+        mb_buf_reset(o);
+        if (b->state == B_READY && mb_json_splice(o, text, len, &e, 1) == 0)
+            b->up.ops->send(&b->up, o->data, o->len);
+        free(s);
+        return;
+    }
+}
+
+int mb_router_capabilities(const struct mb_router *r, struct mb_buf *out)
+{
+    bool prompts = false, resources = false, logging = false, completions = false,
+         subscribe = false;
+    for (size_t i = 0; r && i < r->n; i++) {
+        const cJSON *caps = r->b[i].caps;
+        prompts |= cJSON_GetObjectItemCaseSensitive(caps, "prompts") != NULL;
+        const cJSON *res = cJSON_GetObjectItemCaseSensitive(caps, "resources");
+        resources |= res != NULL;
+        subscribe |= cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "subscribe"));
+        logging |= cJSON_GetObjectItemCaseSensitive(caps, "logging") != NULL;
+        completions |= cJSON_GetObjectItemCaseSensitive(caps, "completions") != NULL;
+    }
+    if (LIT(out, "{\"tools\":{\"listChanged\":true}"))
+        return MB_ERR;
+    if (prompts && LIT(out, ",\"prompts\":{\"listChanged\":true}"))
+        return MB_ERR;
+    if (resources &&
+        (subscribe ? LIT(out, ",\"resources\":{\"listChanged\":true,\"subscribe\":true}")
+                   : LIT(out, ",\"resources\":{\"listChanged\":true}")))
+        return MB_ERR;
+    if (logging && LIT(out, ",\"logging\":{}"))
+        return MB_ERR;
+    if (completions && LIT(out, ",\"completions\":{}"))
+        return MB_ERR;
+    return LIT(out, "}");
+}
+
+void mb_router_client_gone(struct mb_router *r, struct mb_conn *c)
+{
+    struct mb_pending *p;
+    while ((p = c->route.head) != NULL) {
+        if (p->sent)
+            send_cancel(p->b, p->gid, "the client disconnected");
+        if (p->kind == P_PART) {
+            struct fanout *f = p->fan;
+            f->client = NULL;
+            pending_free(p);
+            fan_part_done(f);
+        } else {
+            pending_free(p);
+        }
+    }
+    struct mb_s2c *s;
+    while ((s = c->route.s2c) != NULL) {
+        c->route.s2c = s->next;
+        reply_upstream_error(s->b, (struct mb_json_raw){s->raw_id, s->raw_len},
+                             MB_JSONRPC_INTERNAL_ERROR, "the client disconnected");
+        free(s);
+    }
+}
+
+/* ---------------------------------------------------------------- life */
+int mb_router_new(struct mb_worker *w, struct mb_router **out)
+{
+    const struct mb_conf *conf = w->conf;
+    struct mb_router *r = calloc(1, sizeof(*r));
+    *out = NULL;
+    if (r == NULL)
+        return MB_ERR;
+    r->w = w;
+    r->conf = conf;
+    r->n = conf->nbackends;
+    r->b = calloc(r->n ? r->n : 1, sizeof(*r->b));
+    r->names = calloc(r->n ? r->n : 1, sizeof(*r->names));
+    if (r->b == NULL || r->names == NULL)
+        goto fail;
+    r->prefix = conf->routing.prefix == MB_PREFIX_ALWAYS ||
+                (conf->routing.prefix == MB_PREFIX_AUTO && r->n > 1);
+    for (size_t i = 0; i < r->n; i++) {
+        struct backend *b = &r->b[i];
+        b->r = r;
+        b->index = i;
+        b->conf = &conf->backends[i];
+        b->state = B_STARTING;
+        snprintf(b->why, sizeof(b->why), "starting");
+        r->names[i] = b->conf->name;
+        ev_timer_init(&b->timer, on_timer, 1., 0.);
+        b->timer.data = b;
+        b->up.conf = conf;
+        b->up.bconf = b->conf;
+        b->up.w = w;
+        b->up.loop = w->loop;
+        b->up.ev = &events;
+        b->up.owner = b;
+        int rc = MB_ERR;
+        switch (b->conf->transport) {
+        case MB_TRANSPORT_STDIO:
+            rc = mb_upstream_stdio_init(&b->up);
+            break;
+        default:
+            mb_log_error("backend %s: transport not built", b->conf->name);
+            break;
+        }
+        if (rc != 0) {
+            b->state = B_CLOSED;
+            goto fail;
+        }
+    }
+    for (size_t i = 0; i < r->n; i++)
+        if (r->b[i].up.ops->start(&r->b[i].up) != 0) {
+            r->b[i].state = B_DOWN;
+            snprintf(r->b[i].why, sizeof(r->b[i].why), "could not be started");
+        }
+    *out = r;
+    return 0;
+fail:
+    mb_router_close(r);
+    mb_router_free(&r);
+    return MB_ERR;
+}
+
+void mb_router_close(struct mb_router *r)
+{
+    for (size_t i = 0; r && i < r->n; i++) {
+        struct backend *b = &r->b[i];
+        ev_timer_stop(r->w->loop, &b->timer);
+        if (b->up.ops && b->up.impl)
+            b->up.ops->close(&b->up);
+        b->state = B_CLOSED;
+    }
+}
+
+void mb_router_free(struct mb_router **rp)
+{
+    struct mb_router *r = *rp;
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->n; i++) {
+        struct backend *b = &r->b[i];
+        while (b->head) {
+            struct mb_pending *p = b->head;
+            if (p->kind == P_PART) {
+                struct fanout *f = p->fan;
+                f->client = NULL;
+                pending_free(p);
+                fan_part_done(f);
+            } else {
+                pending_free(p);
+            }
+        }
+        cJSON_Delete(b->caps);
+        for (int k = 0; k < MB_LIST_KINDS; k++)
+            cJSON_Delete(b->learned[k]);
+    }
+    mb_idmap_free(&r->ids);
+    mb_buf_free(&r->out);
+    free(r->b);
+    free(r->names);
+    free(r);
+    *rp = NULL;
+}
