@@ -974,6 +974,42 @@ static void resolve_backends(struct mb_conf *conf)
             conf->backends[i].request_timeout = conf->routing.request_timeout;
 }
 
+static bool is_wildcard(const char *address)
+{
+    return strcmp(address, "0.0.0.0") == 0 || strcmp(address, "::") == 0;
+}
+
+/* The metrics endpoint needs a socket of its own: with SO_REUSEPORT a
+ * metrics socket on a client listener's address and port would bind, and the
+ * kernel would spread client connections over both. A wildcard address
+ * overlaps every address of its port. Checked once the whole file is read
+ * (server may come after metrics); the error points at metrics.listen, or at
+ * server.listen when metrics only has its defaults. */
+static int check_metrics_listen(struct loader *ld, const yaml_node_t *root,
+                                const struct mb_conf *conf)
+{
+    if (!conf->metrics.enabled)
+        return MB_OK;
+    for (size_t i = 0; i < conf->server.nlisten; i++) {
+        const struct mb_conf_listen *l = &conf->server.listen[i];
+        if (l->port != conf->metrics.port)
+            continue;
+        if (strcmp(l->address, conf->metrics.address) != 0 && !is_wildcard(l->address) &&
+            !is_wildcard(conf->metrics.address))
+            continue;
+        const yaml_node_t *at = root ? find_key(ld, root, "metrics") : NULL;
+        if (at == NULL && root != NULL)
+            at = find_key(ld, root, "server");
+        yaml_mark_t m = at ? at->start_mark : (yaml_mark_t){0};
+        snprintf(ld->dpath, sizeof(ld->dpath), "metrics.listen");
+        return fail(ld, m,
+                    "%s:%u is also server.listen[%zu] (%s:%u): the metrics endpoint needs "
+                    "an address and port of its own",
+                    conf->metrics.address, conf->metrics.port, i, l->address, l->port);
+    }
+    return MB_OK;
+}
+
 static int load(const char *name, const char *text, size_t len, struct mb_conf **out, char *err,
                 size_t errlen)
 {
@@ -1026,6 +1062,8 @@ static int load(const char *name, const char *text, size_t len, struct mb_conf *
         if (root != NULL)
             goto fail;
     }
+    if (check_metrics_listen(&ld, yaml_document_get_root_node(&doc), conf) != MB_OK)
+        goto fail;
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
     resolve_backends(conf);

@@ -406,6 +406,21 @@ static bool endpoints_supported(void)
 /* Names unique; per transport, the keys it needs and no keys of another:
  * stdio needs a command and takes no endpoints; http and websocket need
  * endpoints with URLs of their scheme (resolved here) and take no command. */
+/* metrics.path: absolute, and not one of the endpoint's fixed paths. */
+static int check_metrics_path(const struct mb_conf_key *k, const void *base, const char *dpath,
+                              long *index, char *msg, size_t msglen)
+{
+    const char *s = *(char *const *)((const char *)base + k->offset);
+
+    if (check_abs_path(k, base, dpath, index, msg, msglen) != MB_OK)
+        return MB_ERR;
+    if (strcmp(s, "/healthz") == 0 || strcmp(s, "/readyz") == 0) {
+        snprintf(msg, msglen, "\"%s\" is served by the metrics endpoint itself", s);
+        return MB_ERR;
+    }
+    return MB_OK;
+}
+
 static int check_backends(const struct mb_conf_key *k, const void *base, const char *dpath,
                           long *index, char *msg, size_t msglen)
 {
@@ -513,8 +528,7 @@ static struct mb_conf_key keys[] = {
     {K("logging.error_log", STRING), AT(ROOT, logging.error_log), .def = "stderr", .min = "1", ON,
      .doc = "stderr, or a file path (appended to, reopened on USR1)"},
     {K("logging.access_log", STRING), AT(ROOT, logging.access_log), .def = "off",
-     .conv = conv_access_log, OFF("off"),
-     .doc = "off, or a file path: one JSON object per request"},
+     .conv = conv_access_log, ON, .doc = "off, or a file path: one JSON object per request"},
 
     /* ------------------------------------------------ server */
     {K("server", SECTION), ON, .doc = "client-facing listeners, buffers and limits"},
@@ -817,16 +831,16 @@ static struct mb_conf_key keys[] = {
      NOT_YET, .doc = "session lifetime"},
 
     /* ------------------------------------------------ metrics */
-    {K("metrics", SECTION), OFF("enabled: false"), .doc = "Prometheus endpoint"},
-    {K("metrics.enabled", BOOL), AT(ROOT, metrics.enabled), .def = "true", OFF("false"),
-     .doc = "serve metrics"},
-    {K("metrics.listen", SECTION), NOT_YET, .doc = "where metrics are served"},
+    {K("metrics", SECTION), ON, .doc = "Prometheus endpoint"},
+    {K("metrics.enabled", BOOL), AT(ROOT, metrics.enabled), .def = "true", ON,
+     .doc = "serve metrics, /healthz and /readyz on metrics.listen"},
+    {K("metrics.listen", SECTION), ON, .doc = "where metrics are served"},
     {K("metrics.listen.address", STRING), AT(ROOT, metrics.address), .def = "127.0.0.1",
-     .conv = conv_address, NOT_YET, .doc = "numeric address or host name resolved at load"},
+     .conv = conv_address, ON, .doc = "numeric address or host name resolved at load"},
     {K("metrics.listen.port", INT), AT(ROOT, metrics.port), .def = "9090", .min = "1",
-     .max = "65535", NOT_YET, .doc = "TCP port"},
-    {K("metrics.path", STRING), AT(ROOT, metrics.path), .def = "/metrics", .check = check_abs_path,
-     NOT_YET, .doc = "HTTP path"},
+     .max = "65535", ON, .doc = "TCP port; not one a server.listen entry binds"},
+    {K("metrics.path", STRING), AT(ROOT, metrics.path), .def = "/metrics",
+     .check = check_metrics_path, ON, .doc = "HTTP path of the exposition"},
 
     /* ------------------------------------------------ resources */
     {K("resources", SECTION), ON, .doc = "process resource limits"},

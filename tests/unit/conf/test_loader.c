@@ -207,7 +207,7 @@ Test(loader, unsupported_features_read_off)
     cr_expect_eq(c->auth.npolicies, 0);
     cr_expect_str_eq(c->sessions.key_file, "");
     cr_expect_eq(c->sessions.ttl, 24 * 3600 * 1000);
-    cr_expect_eq(c->metrics.enabled, false);
+    cr_expect_eq(c->metrics.enabled, true, "metrics are built (issue 7): the default applies");
     cr_expect_str_eq(c->metrics.address, "127.0.0.1");
     cr_expect_eq(c->metrics.port, 9090);
     cr_expect_str_eq(c->metrics.path, "/metrics");
@@ -414,14 +414,10 @@ Test(errors, not_supported_yet)
     load_fails("rate_limit:\n  enabled: false\n  burst: 10\n",
                "t.yaml:3:3: rate_limit.burst: not supported yet");
     load_fails("backends:\n  - name: demo\n", "t.yaml:1:1: backends: not supported yet");
-    load_fails("logging:\n  access_log: /var/log/access.log\n",
-               "t.yaml:2:3: logging.access_log: not supported yet");
     load_fails("server:\n  allowed_origins: [https://a.example]\n",
                "t.yaml:2:3: server.allowed_origins: not supported yet");
     load_fails("server:\n  listen:\n    - port: 8443\n      tls: {cert_file: c.pem}\n",
                "t.yaml:4:7: server.listen[0].tls: not supported yet");
-    load_fails("metrics:\n  enabled: false\n  listen: {port: 9091}\n",
-               "t.yaml:3:3: metrics.listen: not supported yet");
     load_fails("resources:\n  memory_limit: 1GiB\n",
                "t.yaml:2:3: resources.memory_limit: not supported yet");
     load_fails("auth:\n  policies: [{allow: [\"*\"]}]\n",
