@@ -1,0 +1,449 @@
+/*
+ * tests/integration/test_backends.c — backends behind one WebSocket endpoint,
+ * through the real daemon: the test server (build/mcp-bridge-testserver
+ * --stdio --name X) as one or two stdio backends. Merged and prefixed
+ * tools/list, calls answered by the right backend (the `counter` tool proves
+ * which backend received what), progress notifications reaching the caller,
+ * a slow backend not delaying another, a killed backend child giving clean
+ * -32010 errors and coming back, unknown tools (-32602 with data), timeouts
+ * (-32001), and a client that leaves with a request in flight (cancelled
+ * upstream). Every test uses one worker, so "the backend child" is one
+ * process, found as the child of the worker (pgrep -P).
+ */
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/support/daemon.h"
+#include "tests/support/testutil.h"
+#include "tests/support/wsclient.h"
+
+#define IO_MS 5000
+
+static struct mb_test_daemon *gw;
+static struct mb_wsclient *clients[8];
+static size_t nclients;
+
+static void teardown(void)
+{
+    for (size_t i = 0; i < nclients; i++)
+        mb_wsclient_free(&clients[i]);
+    nclients = 0;
+    mb_test_daemon_free(&gw);
+}
+
+#define BK_TEST(name) Test(backends, name, .fini = teardown, .timeout = 40)
+
+/* Starts the daemon with one worker and the given backends section (YAML
+ * text where %s is the test server's path, used for every backend). */
+static void start(const char *backends_fmt, const char *routing)
+{
+    char srv[4096], extra[8192];
+    mb_test_bin_path(srv, sizeof(srv), "mcp-bridge-testserver");
+    char body[6144];
+    snprintf(body, sizeof(body), backends_fmt, srv, srv);
+    snprintf(extra, sizeof(extra), "backends:\n%s%s", body, routing ? routing : "");
+    struct mb_test_conf conf = {.workers = 1, .extra = extra};
+    int rc = mb_test_daemon_start(&gw, &conf);
+    if (rc) {
+        char *out = gw ? mb_test_daemon_output(gw) : NULL;
+        char *log = gw ? mb_test_daemon_log(gw) : NULL;
+        cr_assert_fail("daemon did not start: %s\n--- output:\n%s\n--- log:\n%s", strerror(-rc),
+                       out ? out : "", log ? log : "");
+    }
+}
+
+static const char TWO[] = "  - {name: a, transport: stdio, command: [\"%s\", --stdio, --name, A]}\n"
+                          "  - {name: b, transport: stdio, command: [\"%s\", --stdio, --name, B],"
+                          " request_timeout: 700ms}\n";
+static const char ONE[] =
+    "  - {name: solo, transport: stdio, command: [\"%s\", --stdio, --name, S]}\n";
+
+static void finish(void)
+{
+    char why[4096];
+    cr_assert_eq(mb_test_daemon_finish(gw, 8000, why, sizeof(why)), 0, "%s", why);
+}
+
+static struct mb_wsclient *ws_open(void)
+{
+    char err[256];
+    struct mb_wsclient *c = NULL;
+    cr_assert_lt(nclients, sizeof(clients) / sizeof(clients[0]));
+    cr_assert_eq(mb_wsclient_connect(&c, gw->port, "/", NULL, IO_MS, err, sizeof(err)), 0, "%s",
+                 err);
+    clients[nclients++] = c;
+    return c;
+}
+
+static cJSON *recv_json(struct mb_wsclient *c, char **raw)
+{
+    struct mb_wsmsg m;
+    int rc = mb_wsclient_recv(c, &m, IO_MS);
+    cr_assert_eq(rc, 0, "no message: %s", strerror(-rc));
+    cr_assert_eq(m.opcode, MB_WS_OP_TEXT, "opcode %d (close %d)", m.opcode, m.close_code);
+    cJSON *j = cJSON_Parse(m.data);
+    cr_assert_not_null(j, "not JSON: %s", m.data);
+    if (raw)
+        *raw = strdup(m.data);
+    return j;
+}
+
+static cJSON *call(struct mb_wsclient *c, const char *req, char **raw)
+{
+    cr_assert_eq(mb_wsclient_send_text(c, req, IO_MS), 0);
+    return recv_json(c, raw);
+}
+
+static const cJSON *get(const cJSON *o, const char *k)
+{
+    return cJSON_GetObjectItemCaseSensitive(o, k);
+}
+
+/* The text of a tools/call result's first content item. */
+static const char *text_of(const cJSON *reply)
+{
+    const cJSON *content = get(get(reply, "result"), "content");
+    const cJSON *first = cJSON_GetArrayItem(content, 0);
+    const cJSON *t = get(first, "text");
+    return cJSON_IsString(t) ? t->valuestring : NULL;
+}
+
+static int error_code(const cJSON *reply)
+{
+    const cJSON *code = get(get(reply, "error"), "code");
+    return cJSON_IsNumber(code) ? code->valueint : 0;
+}
+
+static const char *error_data_str(const cJSON *reply, const char *key)
+{
+    const cJSON *v = get(get(get(reply, "error"), "data"), key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* How many tools/call of `tool` the backend's counter has seen. */
+static int counted(struct mb_wsclient *c, const char *counter_tool, const char *section,
+                   const char *name)
+{
+    char req[256];
+    snprintf(req, sizeof(req),
+             "{\"jsonrpc\":\"2.0\",\"id\":900,\"method\":\"tools/call\",\"params\":{\"name\":"
+             "\"%s\",\"arguments\":{}}}",
+             counter_tool);
+    char *raw = NULL;
+    cJSON *j = call(c, req, &raw);
+    const cJSON *sc = get(get(j, "result"), "structuredContent");
+    cr_assert(cJSON_IsObject(sc), "counter without structuredContent: %s", raw);
+    const cJSON *n = get(get(sc, section), name);
+    int v = cJSON_IsNumber(n) ? n->valueint : 0;
+    free(raw);
+    cJSON_Delete(j);
+    return v;
+}
+
+static bool has_tool(const cJSON *list, const char *name)
+{
+    const cJSON *t;
+    cJSON_ArrayForEach(t, get(get(list, "result"), "tools"))
+    {
+        const cJSON *n = get(t, "name");
+        if (cJSON_IsString(n) && strcmp(n->valuestring, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The pid of the worker's only child (the stdio backend, one per test). */
+static pid_t backend_child(void)
+{
+    struct mb_test_shm s;
+    struct mb_test_worker run[4];
+    cr_assert_eq(mb_test_shm_read(gw, &s), 0);
+    size_t n = mb_test_shm_running(&s, run, 4);
+    mb_test_shm_clear(&s);
+    cr_assert_eq(n, 1);
+    char ppid[32], *out = NULL;
+    snprintf(ppid, sizeof(ppid), "%d", (int)run[0].pid);
+    char *argv[] = {"/usr/bin/pgrep", "-P", ppid, NULL};
+    int status;
+    cr_assert_eq(mb_test_run(argv, 5000, &status, &out), 0);
+    pid_t pid = out ? (pid_t)strtol(out, NULL, 10) : 0;
+    cr_assert_gt(pid, 0, "no child of worker %s: %s", ppid, out ? out : "");
+    free(out);
+    return pid;
+}
+
+BK_TEST(two_backends_tools_list_is_merged_and_prefixed)
+{
+    start(TWO, NULL);
+    struct mb_wsclient *c = ws_open();
+    char *raw = NULL;
+    cJSON *j = call(c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}", &raw);
+    cr_assert(has_tool(j, "a__A_echo") && has_tool(j, "b__B_echo") && has_tool(j, "b__B_sleep"),
+              "%s", raw);
+    cr_assert(!has_tool(j, "A_echo") && !has_tool(j, "echo"), "unprefixed names: %s", raw);
+    free(raw);
+    cJSON_Delete(j);
+    finish();
+}
+
+BK_TEST(one_backend_with_prefix_auto_keeps_names)
+{
+    start(ONE, NULL);
+    struct mb_wsclient *c = ws_open();
+    char *raw = NULL;
+    cJSON *j = call(c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}", &raw);
+    cr_assert(has_tool(j, "S_echo") && !has_tool(j, "solo__S_echo"), "%s", raw);
+    cJSON_Delete(j);
+    free(raw);
+    j = call(c,
+             "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":"
+             "\"S_echo\",\"arguments\":{\"message\":\"plain\"}}}",
+             &raw);
+    cr_assert_str_eq(text_of(j) ? text_of(j) : "", "plain", "%s", raw);
+    cJSON_Delete(j);
+    free(raw);
+    finish();
+}
+
+BK_TEST(prefix_always_with_one_backend)
+{
+    start(ONE, "routing: {prefix: always}\n");
+    struct mb_wsclient *c = ws_open();
+    char *raw = NULL;
+    cJSON *j = call(c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}", &raw);
+    cr_assert(has_tool(j, "solo__S_echo"), "%s", raw);
+    cJSON_Delete(j);
+    free(raw);
+    finish();
+}
+
+BK_TEST(calls_reach_the_owning_backend_with_ids_kept)
+{
+    start(TWO, NULL);
+    struct mb_wsclient *c = ws_open();
+    char *raw = NULL, id[64];
+    cJSON *j = call(c,
+                    "{\"jsonrpc\":\"2.0\",\"id\":9007199254740993,\"method\":\"tools/call\","
+                    "\"params\":{\"name\":\"b__B_echo\",\"arguments\":{\"message\":\"to b\"}}}",
+                    &raw);
+    cr_assert_eq(mb_test_json_raw(raw, "id", id, sizeof(id)), 0);
+    cr_assert_str_eq(id, "9007199254740993", "%s", raw);
+    cr_assert_str_eq(text_of(j) ? text_of(j) : "", "to b", "%s", raw);
+    cJSON_Delete(j);
+    free(raw);
+    /* Only b saw the echo; a saw none. */
+    cr_expect_eq(counted(c, "b__B_counter", "tools", "B_echo"), 1);
+    cr_expect_eq(counted(c, "a__A_counter", "tools", "A_echo"), 0);
+    finish();
+}
+
+BK_TEST(progress_notifications_reach_the_caller)
+{
+    start(TWO, NULL);
+    struct mb_wsclient *c = ws_open();
+    cr_assert_eq(mb_wsclient_send_text(c,
+                                       "{\"jsonrpc\":\"2.0\",\"id\":\"p1\",\"method\":\"tools/"
+                                       "call\",\"params\":{\"name\":\"a__A_progress\","
+                                       "\"arguments\":{\"steps\":3},\"_meta\":{"
+                                       "\"progressToken\":\"my-token\"}}}",
+                                       IO_MS),
+                 0);
+    int progress = 0;
+    for (;;) {
+        char *raw = NULL;
+        cJSON *j = recv_json(c, &raw);
+        const cJSON *method = get(j, "method");
+        if (cJSON_IsString(method)) {
+            cr_assert_str_eq(method->valuestring, "notifications/progress", "%s", raw);
+            const cJSON *tok = get(get(j, "params"), "progressToken");
+            cr_assert(cJSON_IsString(tok) && strcmp(tok->valuestring, "my-token") == 0,
+                      "the client's token was not restored: %s", raw);
+            progress++;
+        } else {
+            cr_assert_str_eq(text_of(j) ? text_of(j) : "", "progress: 3 steps", "%s", raw);
+            cJSON_Delete(j);
+            free(raw);
+            break;
+        }
+        cJSON_Delete(j);
+        free(raw);
+    }
+    cr_assert_eq(progress, 3);
+    finish();
+}
+
+BK_TEST(a_slow_backend_does_not_delay_another)
+{
+    start(TWO, "routing: {request_timeout: 10s}\n");
+    /* b's own timeout is 700ms: give it a sleep shorter than that. */
+    struct mb_wsclient *c = ws_open();
+    cr_assert_eq(mb_wsclient_send_text(c,
+                                       "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\","
+                                       "\"params\":{\"name\":\"a__A_sleep\",\"arguments\":{"
+                                       "\"ms\":2000}}}",
+                                       IO_MS),
+                 0);
+    cr_assert_eq(mb_wsclient_send_text(c,
+                                       "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\","
+                                       "\"params\":{\"name\":\"b__B_echo\",\"arguments\":{"
+                                       "\"message\":\"quick\"}}}",
+                                       IO_MS),
+                 0);
+    char *raw = NULL;
+    cJSON *first = recv_json(c, &raw);
+    cr_assert_eq(get(first, "id")->valueint, 2, "the echo did not come first: %s", raw);
+    cr_assert_str_eq(text_of(first), "quick");
+    cJSON_Delete(first);
+    free(raw);
+    cJSON *second = recv_json(c, &raw);
+    cr_assert_eq(get(second, "id")->valueint, 1, "%s", raw);
+    cr_assert_str_eq(text_of(second), "slept 2000 ms", "%s", raw);
+    cJSON_Delete(second);
+    free(raw);
+    finish();
+}
+
+BK_TEST(unknown_tool_is_invalid_params_naming_it)
+{
+    start(TWO, NULL);
+    struct mb_wsclient *c = ws_open();
+    char *raw = NULL;
+    cJSON *j = call(c,
+                    "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{"
+                    "\"name\":\"nobody__echo\"}}",
+                    &raw);
+    cr_assert_eq(error_code(j), -32602, "%s", raw);
+    cr_assert_str_eq(error_data_str(j, "name") ? error_data_str(j, "name") : "", "nobody__echo",
+                     "%s", raw);
+    cJSON_Delete(j);
+    free(raw);
+    j = call(c,
+             "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"resources/read\",\"params\":{"
+             "\"uri\":\"test://hello\"}}",
+             &raw);
+    cr_assert_eq(error_code(j), -32602, "an unprefixed URI with two backends: %s", raw);
+    cJSON_Delete(j);
+    free(raw);
+    j = call(c,
+             "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"resources/read\",\"params\":{"
+             "\"uri\":\"b+test://echo/xyz\"}}",
+             &raw);
+    const cJSON *contents = get(get(j, "result"), "contents");
+    const cJSON *t = get(cJSON_GetArrayItem(contents, 0), "text");
+    cr_assert(cJSON_IsString(t) && strcmp(t->valuestring, "xyz") == 0, "%s", raw);
+    cJSON_Delete(j);
+    free(raw);
+    finish();
+}
+
+BK_TEST(timeout_gives_minus_32001_naming_the_backend)
+{
+    start(TWO, NULL);
+    struct mb_wsclient *c = ws_open();
+    char *raw = NULL;
+    cJSON *j = call(c,
+                    "{\"jsonrpc\":\"2.0\",\"id\":\"slow\",\"method\":\"tools/call\",\"params\":{"
+                    "\"name\":\"b__B_sleep\",\"arguments\":{\"ms\":3000}}}",
+                    &raw);
+    cr_assert_eq(error_code(j), -32001, "%s", raw);
+    cr_assert_str_eq(error_data_str(j, "backend") ? error_data_str(j, "backend") : "", "b", "%s",
+                     raw);
+    cJSON_Delete(j);
+    free(raw);
+    /* The timed-out request was cancelled upstream. */
+    cr_expect_geq(counted(c, "b__B_counter", "methods", "notifications/cancelled"), 1);
+    finish();
+}
+
+static bool echo_works(void *arg)
+{
+    struct mb_wsclient *c = arg;
+    struct mb_wsmsg m;
+    if (mb_wsclient_call(c,
+                         "{\"jsonrpc\":\"2.0\",\"id\":50,\"method\":\"tools/call\",\"params\":{"
+                         "\"name\":\"S_echo\",\"arguments\":{\"message\":\"back\"}}}",
+                         &m, IO_MS) != 0)
+        return false;
+    return strstr(m.data, "\"result\"") != NULL && strstr(m.data, "back") != NULL;
+}
+
+BK_TEST(killed_backend_gives_clean_errors_and_recovers)
+{
+    start(ONE, NULL);
+    struct mb_wsclient *c = ws_open();
+    cr_assert(echo_works(c));
+    pid_t child = backend_child();
+    cr_assert_eq(mb_wsclient_send_text(c,
+                                       "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\","
+                                       "\"params\":{\"name\":\"S_sleep\",\"arguments\":{"
+                                       "\"ms\":5000}}}",
+                                       IO_MS),
+                 0);
+    mb_test_sleep_ms(200);
+    cr_assert_eq(kill(child, SIGKILL), 0);
+    char *raw = NULL;
+    cJSON *j = recv_json(c, &raw);
+    cr_assert_eq(error_code(j), -32010, "%s", raw);
+    cr_assert_str_eq(error_data_str(j, "backend") ? error_data_str(j, "backend") : "", "solo", "%s",
+                     raw);
+    cr_assert_not_null(error_data_str(j, "reason"), "%s", raw);
+    cJSON_Delete(j);
+    free(raw);
+    /* The worker restarts it; calls work again (new ones wait for it). */
+    cr_assert_eq(mb_test_wait_until(echo_works, c, 10000, 100), 0, "the backend did not recover");
+    pid_t again = backend_child();
+    cr_assert_neq(again, child);
+    cr_assert(mb_test_daemon_log_contains(gw, "backend solo: child killed by signal 9"));
+    finish();
+}
+
+BK_TEST(client_leaving_cancels_its_requests_upstream)
+{
+    start(ONE, NULL);
+    struct mb_wsclient *c = ws_open();
+    cr_assert_eq(mb_wsclient_send_text(c,
+                                       "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\","
+                                       "\"params\":{\"name\":\"S_sleep\",\"arguments\":{"
+                                       "\"ms\":1500}}}",
+                                       IO_MS),
+                 0);
+    mb_test_sleep_ms(100);
+    mb_wsclient_free(&clients[--nclients]);
+    struct mb_wsclient *d = ws_open();
+    cr_assert(echo_works(d));
+    cr_expect_geq(counted(d, "S_counter", "methods", "notifications/cancelled"), 1);
+    /* The late answer to the cancelled request goes nowhere; this session
+     * only sees its own replies. */
+    mb_test_sleep_ms(1600);
+    cr_assert(echo_works(d));
+    finish();
+}
+
+BK_TEST(initialize_merges_backend_capabilities)
+{
+    start(TWO, NULL);
+    struct mb_wsclient *c = ws_open();
+    /* A list waits for backends still in their handshake. */
+    char *raw = NULL;
+    cJSON *j = call(c, "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"tools/list\"}", &raw);
+    cr_assert(has_tool(j, "a__A_echo") && has_tool(j, "b__B_echo"), "%s", raw);
+    cJSON_Delete(j);
+    free(raw);
+    j = call(c,
+             "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{"
+             "\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},\"clientInfo\":{"
+             "\"name\":\"t\",\"version\":\"1\"}}}",
+             &raw);
+    const cJSON *caps = get(get(j, "result"), "capabilities");
+    cr_assert(cJSON_IsObject(get(caps, "tools")), "%s", raw);
+    cr_assert(cJSON_IsObject(get(caps, "prompts")), "the test server has prompts: %s", raw);
+    cr_assert(cJSON_IsObject(get(caps, "resources")), "the test server has resources: %s", raw);
+    cJSON_Delete(j);
+    free(raw);
+    finish();
+}
