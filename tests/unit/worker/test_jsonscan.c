@@ -1,0 +1,72 @@
+/*
+ * tests/unit/worker/test_jsonscan.c — the raw JSON scanner of the routing
+ * path: strict validation, member lookup (first wins, nested paths, values
+ * kept byte for byte), integer ids, and splicing several edits.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "common/errors.h"
+#include "worker/jsonscan.h"
+
+static bool valid(const char *s)
+{
+    return mb_json_valid(s, strlen(s));
+}
+
+Test(jsonscan, validation_is_strict)
+{
+    cr_expect(valid("{\"a\":[1,-2.5e3,true,false,null,\"x\\u00e9\\n\"],\"b\":{}}"));
+    cr_expect(valid(" 0 "));
+    const char *bad[] = {"",        "{",     "{\"a\":1,}",       "[1,]",  "01",  "1.",
+                         "\"\\x\"", "{a:1}", "\"raw\ncontrol\"", "[1] 2", "tru", "{\"a\" 1}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_expect_not(valid(bad[i]), "accepted %s", bad[i]);
+    char deep[400];
+    memset(deep, '[', 200);
+    memset(deep + 200, ']', 200);
+    cr_expect_not(mb_json_valid(deep, 400), "nesting is bounded");
+}
+
+Test(jsonscan, members_and_paths)
+{
+    const char *t = "{\"id\":1000000000000000,\"method\":\"tools/call\",\"id\":2,"
+                    "\"params\":{\"name\":\"a__b\",\"_meta\":{\"progressToken\":\"t\\\"q\"}}}";
+    struct mb_json_raw r;
+    cr_assert_eq(mb_json_member(t, strlen(t), "id", &r), 0);
+    cr_expect_eq(r.len, 16);
+    cr_expect_eq(memcmp(r.p, "1000000000000000", 16), 0, "the first id, byte for byte");
+    uint64_t v;
+    cr_expect(mb_json_raw_uint(r, &v));
+    cr_expect_eq(v, 1000000000000000ull);
+    static const char *const tok[] = {"params", "_meta", "progressToken", NULL};
+    cr_assert_eq(mb_json_path(t, strlen(t), tok, &r), 0);
+    cr_expect_eq(r.len, 6);
+    cr_expect_eq(memcmp(r.p, "\"t\\\"q\"", 6), 0);
+    char buf[32];
+    cr_expect_eq(mb_json_raw_plain_string(r, buf, sizeof(buf)), -1, "escapes are left to cJSON");
+    static const char *const nm[] = {"params", "name", NULL};
+    cr_assert_eq(mb_json_path(t, strlen(t), nm, &r), 0);
+    cr_expect_eq(mb_json_raw_plain_string(r, buf, sizeof(buf)), 4);
+    cr_expect_str_eq(buf, "a__b");
+    cr_expect_eq(mb_json_member(t, strlen(t), "nope", &r), MB_DECLINED);
+    cr_expect_null(r.p);
+    cr_expect_eq(mb_json_member("[1]", 3, "id", &r), MB_DECLINED);
+    struct mb_json_raw s = {"\"7\"", 3}, neg = {"-1", 2};
+    cr_expect_not(mb_json_raw_uint(s, &v));
+    cr_expect_not(mb_json_raw_uint(neg, &v));
+}
+
+Test(jsonscan, splice_applies_edits_in_any_order)
+{
+    const char *t = "{\"id\":\"abc\",\"params\":{\"name\":\"x__y\"}}";
+    struct mb_json_raw id, name;
+    static const char *const nm[] = {"params", "name", NULL};
+    cr_assert_eq(mb_json_member(t, strlen(t), "id", &id), 0);
+    cr_assert_eq(mb_json_path(t, strlen(t), nm, &name), 0);
+    struct mb_json_edit e[2] = {{name.p, name.len, "\"y\"", 3}, {id.p, id.len, "42", 2}};
+    struct mb_buf out = {0};
+    cr_assert_eq(mb_json_splice(&out, t, strlen(t), e, 2), 0);
+    cr_expect_str_eq(mb_buf_cstr(&out), "{\"id\":42,\"params\":{\"name\":\"y\"}}");
+    mb_buf_free(&out);
+}
