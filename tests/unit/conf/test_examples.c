@@ -40,7 +40,13 @@ Test(examples, default_config_runs_unprivileged_on_loopback)
     cr_expect_str_eq(c->server.listen[0].address, "127.0.0.1");
     cr_expect_eq(c->server.listen[0].port, 8443);
     cr_expect_eq(c->server.max_message_size, 1048576);
-    cr_expect_eq(c->nbackends, 0);
+    /* The demo backend: the test server over stdio, built by make. */
+    cr_assert_eq(c->nbackends, 1);
+    cr_expect_str_eq(c->backends[0].name, "demo");
+    cr_expect_eq(c->backends[0].transport, MB_TRANSPORT_STDIO);
+    cr_assert_geq(c->backends[0].command.n, 2);
+    cr_expect_str_eq(c->backends[0].command.v[0], "./build/mcp-bridge-testserver");
+    cr_expect_str_eq(c->backends[0].command.v[1], "--stdio");
     cr_expect_not(c->rate_limit.enabled);
     cr_expect_not(c->metrics.enabled);
     mb_conf_free(&c);

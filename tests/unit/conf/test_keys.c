@@ -140,7 +140,18 @@ Test(keys, supported_set_is_the_foundation)
                                         "server.idle_timeout",
                                         "server.shutdown_timeout",
                                         "resources",
-                                        "resources.cpu_affinity"};
+                                        "resources.cpu_affinity",
+                                        "backends",
+                                        "backends[].name",
+                                        "backends[].transport",
+                                        "backends[].command",
+                                        "backends[].env",
+                                        "backends[].cwd",
+                                        "backends[].request_timeout",
+                                        "routing",
+                                        "routing.prefix",
+                                        "routing.separator",
+                                        "routing.request_timeout"};
     size_t on = 0;
     for (size_t i = 0; i < mb_conf_keys_count(); i++)
         on += mb_conf_key_at(i)->supported;

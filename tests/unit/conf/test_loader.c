@@ -413,7 +413,8 @@ Test(errors, not_supported_yet)
                "t.yaml:2:3: rate_limit.enabled: not supported yet");
     load_fails("rate_limit:\n  enabled: false\n  burst: 10\n",
                "t.yaml:3:3: rate_limit.burst: not supported yet");
-    load_fails("backends:\n  - name: demo\n", "t.yaml:1:1: backends: not supported yet");
+    load_fails("backends:\n  - {name: demo, transport: stdio, command: [x], session: shared}\n",
+               "t.yaml:2:50: backends[0].session: not supported yet");
     load_fails("server:\n  allowed_origins: [https://a.example]\n",
                "t.yaml:2:3: server.allowed_origins: not supported yet");
     load_fails("server:\n  listen:\n    - port: 8443\n      tls: {cert_file: c.pem}\n",
