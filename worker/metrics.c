@@ -235,7 +235,9 @@ static int proc_read(int pid, struct proc_stat *st)
     if (field <= 24)
         return -1;
     long tck = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
-    st->cpu_s = (double)(v[14] + v[15]) / (double)(tck > 0 ? tck : 100);
+    /* cutime and cstime (16, 17) hold the reaped children: for the master,
+     * the workers that exited, so the sum does not drop when one does. */
+    st->cpu_s = (double)(v[14] + v[15] + v[16] + v[17]) / (double)(tck > 0 ? tck : 100);
     st->start_ticks = (double)v[22];
     st->rss_bytes = (double)v[24] * (double)(page > 0 ? page : 4096);
 
@@ -291,7 +293,7 @@ static int render_process(struct mb_shm *shm, struct mb_buf *b)
     return one(b, "process_resident_memory_bytes", "gauge",
                "Resident memory of the master and its workers, summed.", sum.rss_bytes) ||
            one(b, "process_cpu_seconds_total", "counter",
-               "User and system CPU time of the master and its live workers, summed.", sum.cpu_s) ||
+               "User and system CPU time of the master and its workers (live and exited), summed.", sum.cpu_s) ||
            one(b, "process_open_fds", "gauge",
                "Open file descriptors of the master and its workers, summed.", sum.open_fds) ||
            one(b, "process_start_time_seconds", "gauge",
@@ -695,7 +697,12 @@ int mb_metrics_start(struct mb_worker *w, int fd)
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
-    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+    /* Not CONTEXT_PORT_NO_LISTEN_SERVER like the client vhost: lws rebinds
+     * an HTTP request to the first vhost whose listen port equals its own
+     * vhost's (Host-based vhost selection), which would hand scrapes to the
+     * client vhost. A port value of its own (NO_LISTEN: no socket either)
+     * keeps them here. */
+    info.port = CONTEXT_PORT_NO_LISTEN;
     info.vhost_name = "mcp-bridge-admin";
     info.protocols = mt->protocols;
     info.options = LWS_SERVER_OPTION_SKIP_SERVER_CANONICAL_NAME;
