@@ -153,6 +153,13 @@ asan:
 run: all
 	$(DAEMON) -g -c conf/gateway.yaml
 
+# ---------------------------------------------------------------- bench
+# scripts/bench/bench.py: every scenario of issue 4 on loopback, table on
+# stdout, build/bench/results.json. BENCH_SECONDS=N per scenario (default 6),
+# PROFILE=1 adds perf (or callgrind) profiles of the gateway scenarios.
+bench: all
+	@BUILD=$(BUILD) BENCH_SECONDS=$(BENCH_SECONDS) PROFILE=$(PROFILE) python3 scripts/bench/bench.py
+
 # ---------------------------------------------------------------- style
 FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 format:
