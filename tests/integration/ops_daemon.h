@@ -12,6 +12,7 @@
 
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,7 @@ static inline char *ops_conf_text(struct mb_test_daemon *d, const struct mb_test
     cr_assert_not_null(base);
     char *off = strstr(base, OPS_METRICS_OFF);
     cr_assert_not_null(off, "the generated config no longer says metrics: enabled: false");
-    char metrics[256], logging[512];
+    char metrics[256], logging[PATH_MAX + 64];
     if (metrics_port)
         snprintf(metrics, sizeof(metrics),
                  "metrics:\n  enabled: true\n  listen: {address: 127.0.0.1, port: %u}\n"
