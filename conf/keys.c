@@ -492,6 +492,31 @@ static int check_separator(const struct mb_conf_key *k, const void *base, const 
     return MB_OK;
 }
 
+/* rate_limit.memcached.servers: each "host:port" or "[v6]:port" (libmemcached
+ * resolves the host in the worker's helper thread, off the event loop). */
+static int check_rl_servers(const struct mb_conf_key *k, const void *base, const char *dpath,
+                            long *index, char *msg, size_t msglen)
+{
+    const struct mb_conf_strv *v = (const void *)((const char *)base + k->offset);
+    for (size_t i = 0; i < v->n; i++) {
+        const char *s = v->v[i], *colon = strrchr(s, ':');
+        size_t hostlen = colon ? (size_t)(colon - s) : 0;
+        char *end = NULL;
+        unsigned long port =
+            colon && colon[1] >= '0' && colon[1] <= '9' ? strtoul(colon + 1, &end, 10) : 0;
+        bool v6 = s[0] == '[';
+        bool ok = colon != NULL && end != NULL && *end == '\0' && port >= 1 && port <= 65535 &&
+                  hostlen > (v6 ? 2u : 0u) && hostlen < 256 && strpbrk(s, " \t/") == NULL &&
+                  (v6 ? s[hostlen - 1] == ']' : memchr(s, ':', hostlen) == NULL);
+        if (!ok) {
+            *index = (long)i;
+            snprintf(msg, msglen, "expected host:port (or [IPv6]:port), got \"%.80s\"", s);
+            return MB_ERR;
+        }
+    }
+    return MB_OK;
+}
+
 /* ---------------------------------------------------------------- the table */
 #define K(p, t)          .path = (p), .type = MB_CONF_##t
 #define AT(base, member) .offset = offsetof(base, member), .width = sizeof(((base *)0)->member)
@@ -653,45 +678,45 @@ static struct mb_conf_key keys[] = {
      NOT_YET, .doc = "http_get: the path probed"},
 
     /* ------------------------------------------------ rate_limit */
-    {K("rate_limit", SECTION), OFF("enabled: false"), .doc = "per-caller request rate limits"},
-    {K("rate_limit.enabled", BOOL), AT(ROOT, rate_limit.enabled), .def = "true", OFF("false"),
+    {K("rate_limit", SECTION), ON, .doc = "per-caller request rate limits"},
+    {K("rate_limit.enabled", BOOL), AT(ROOT, rate_limit.enabled), .def = "true", ON,
      .doc = "limit request rates"},
     {K("rate_limit.algorithm", WORD), AT(ROOT, rate_limit.algorithm), .def = "token_bucket",
-     .words = w_algorithm, NOT_YET, .doc = "GCRA token bucket (DESIGN §2)"},
+     .words = w_algorithm, ON, .doc = "GCRA token bucket (DESIGN §2)"},
     {K("rate_limit.requests_per_sec", NUMBER), AT(ROOT, rate_limit.requests_per_sec),
-     .def = "10000", .min = "0.001", .max = "1000000000", NOT_YET, .doc = "sustained rate per key"},
+     .def = "10000", .min = "0.001", .max = "1000000000", ON, .doc = "sustained rate per key"},
     {K("rate_limit.burst", INT), AT(ROOT, rate_limit.burst), .def = "2000", .min = "1",
-     .max = "1000000000", NOT_YET, .doc = "requests allowed at once above the rate"},
-    {K("rate_limit.key", ENUM), AT(ROOT, rate_limit.key), .def = "principal", .words = w_rl_key,
-     NOT_YET, .doc = "what one bucket counts"},
+     .max = "1000000000", ON, .doc = "requests allowed at once above the rate"},
+    {K("rate_limit.key", ENUM), AT(ROOT, rate_limit.key), .def = "principal", .words = w_rl_key, ON,
+     .doc = "what one bucket counts"},
     {K("rate_limit.capacity", INT), AT(ROOT, rate_limit.capacity), .def = "65536", .min = "16",
-     .max = "67108864", NOT_YET, .doc = "buckets in shared memory"},
+     .max = "16777216", ON, .doc = "buckets in shared memory"},
     {K("rate_limit.storage", ENUM), AT(ROOT, rate_limit.storage), .def = "shm", .words = w_storage,
-     NOT_YET, .doc = "local buckets, or shared through memcached"},
-    {K("rate_limit.memcached", SECTION), NOT_YET, .doc = "storage: memcached"},
+     ON, .doc = "local buckets, or shared through memcached"},
+    {K("rate_limit.memcached", SECTION), ON, .doc = "storage: memcached"},
     {K("rate_limit.memcached.servers", STRLIST), AT(ROOT, rate_limit.memcached.servers),
-     .def = "[\"127.0.0.1:11211\"]", .min = "1", .max = "1024", NOT_YET,
+     .def = "[\"127.0.0.1:11211\"]", .min = "1", .max = "1024", .check = check_rl_servers, ON,
      .doc = "host:port of each memcached"},
     {K("rate_limit.memcached.pool_size", INT), AT(ROOT, rate_limit.memcached.pool_size),
-     .def = "50", .min = "1", .max = "100000", NOT_YET, .doc = "connections to memcached"},
+     .def = "50", .min = "1", .max = "100000", ON, .doc = "refills in flight per worker"},
     {K("rate_limit.memcached.timeout", DURATION), AT(ROOT, rate_limit.memcached.timeout),
-     .def = "50ms", .min = "1ms", .max = "1m", NOT_YET, .doc = "one memcached round trip"},
+     .def = "50ms", .min = "1ms", .max = "1m", ON, .doc = "one memcached round trip"},
     {K("rate_limit.memcached.lease", INT), AT(ROOT, rate_limit.memcached.lease), .def = "100",
-     .min = "1", .max = "1000000", NOT_YET, .doc = "tokens taken from memcached per round trip"},
+     .min = "1", .max = "1000000", ON, .doc = "tokens taken from memcached per round trip"},
     {K("rate_limit.memcached.on_error", ENUM), AT(ROOT, rate_limit.memcached.on_error_allow),
-     .def = "allow", .words = w_on_error, NOT_YET,
+     .def = "allow", .words = w_on_error, ON,
      .doc = "memcached unreachable: allow (local limits) or deny"},
     {K("rate_limit.overrides", LIST),
      LIST_AT(ROOT, rate_limit.overrides, rate_limit.noverrides, OVERRIDE), .def = "[]",
-     .max = "4096", OFF("[]"), .doc = "other limits for matching principals and tools"},
-    {K("rate_limit.overrides[].principal", STRING), AT(OVERRIDE, principal), .min = "1", NOT_YET,
+     .max = "4096", ON, .doc = "other limits for matching principals and tools"},
+    {K("rate_limit.overrides[].principal", STRING), AT(OVERRIDE, principal), .min = "1", ON,
      .doc = "glob on the principal; absent = any"},
-    {K("rate_limit.overrides[].tool", STRING), AT(OVERRIDE, tool), .min = "1", NOT_YET,
+    {K("rate_limit.overrides[].tool", STRING), AT(OVERRIDE, tool), .min = "1", ON,
      .doc = "glob on the prefixed tool name; absent = any"},
     {K("rate_limit.overrides[].requests_per_sec", NUMBER), AT(OVERRIDE, requests_per_sec),
-     .min = "0.001", .max = "1000000000", REQUIRED, NOT_YET, .doc = "sustained rate"},
+     .min = "0.001", .max = "1000000000", REQUIRED, ON, .doc = "sustained rate"},
     {K("rate_limit.overrides[].burst", INT), AT(OVERRIDE, burst), .min = "1", .max = "1000000000",
-     REQUIRED, NOT_YET, .doc = "burst"},
+     REQUIRED, ON, .doc = "burst"},
 
     /* ------------------------------------------------ caching */
     {K("caching", SECTION), OFF("enabled: false"), .doc = "shared-memory caches"},

@@ -281,7 +281,11 @@ int main(int argc, char **argv)
     }
 
     struct mb_shm *shm = NULL;
-    struct mb_shm_params params = {.worker_capacity = WORKER_RECORDS};
+    /* The rate-limit table is sized even when rate_limit.enabled is false,
+     * so a reload can switch limiting on without a new region (32 bytes per
+     * slot, two slots per bucket: 4 MiB at the default 65536). */
+    struct mb_shm_params params = {.worker_capacity = WORKER_RECORDS,
+                                   .ratelimit_capacity = conf->rate_limit.capacity};
     if (mb_shm_create(conf->shm.path, &params, &shm, err, sizeof(err)) != MB_OK) {
         mb_log_error("%s", err);
         mb_pidfile_remove(pid_path);

@@ -143,7 +143,16 @@ enum mb_req_status {
       "Configuration reloads refused: bad file or sockets that could not be opened (master).")     \
     X(ACCESS_LOG_DROPPED, "access_log_dropped", MB_CTR_COUNTER, "access_log_dropped", NULL,        \
       "Access log lines lost because the log could not be written.")                               \
-    MB_REQUEST_COUNTERS_(X)
+    MB_REQUEST_COUNTERS_(X)                                                                        \
+    X(RATELIMIT_MEMCACHED_REFILLS, "ratelimit_memcached_refills", MB_CTR_COUNTER,                  \
+      "ratelimit_memcached_refills", NULL,                                                         \
+      "Round trips to memcached that leased rate-limit tokens (storage: memcached).")              \
+    X(RATELIMIT_MEMCACHED_ERRORS, "ratelimit_memcached_errors", MB_CTR_COUNTER,                    \
+      "ratelimit_memcached_errors", NULL,                                                          \
+      "Round trips to memcached that failed (unreachable, timeout, bad reply).")                   \
+    X(RATELIMIT_FALLBACK, "ratelimit_fallback", MB_CTR_COUNTER, "ratelimit_fallback", NULL,        \
+      "Rate-limit decisions made while memcached was unreachable "                                 \
+      "(rate_limit.memcached.on_error).")
 
 /* X(ID, name, help): latency histograms in the buckets of layout.h §4. */
 #define MB_HISTOGRAMS(X)                                                                           \

@@ -31,6 +31,7 @@
 #include "worker/idmap.h"
 #include "worker/jsonscan.h"
 #include "worker/mcp.h"
+#include "worker/ratelimiter.h"
 #include "worker/upstream.h"
 #include "worker/worker.h"
 
@@ -1014,6 +1015,10 @@ static int route_request(struct mb_router *r, struct mb_conn *c, const struct mb
 int mb_router_request(struct mb_router *r, struct mb_conn *c, const struct mb_jsonrpc_msg *m,
                       const char *text, size_t len, struct mb_buf *out, struct mb_mcp_outcome *res)
 {
+    /* Rate limit (DESIGN §3): a rejected request is answered -32029 here. */
+    int rc = mb_ratelimiter_request(r->w, c, m, out, res);
+    if (rc != MB_DECLINED)
+        return rc;
     return route_request(r, c, m, text, len, out, res);
 }
 

@@ -47,7 +47,7 @@ Test(examples, default_config_runs_unprivileged_on_loopback)
     cr_assert_geq(c->backends[0].command.n, 2);
     cr_expect_str_eq(c->backends[0].command.v[0], "./build/mcp-bridge-testserver");
     cr_expect_str_eq(c->backends[0].command.v[1], "--stdio");
-    cr_expect_not(c->rate_limit.enabled);
+    cr_expect(c->rate_limit.enabled, "the contract's default limits apply");
     cr_expect_not(c->metrics.enabled);
     mb_conf_free(&c);
 }

@@ -141,6 +141,25 @@ Test(keys, supported_set_is_the_foundation)
                                         "server.shutdown_timeout",
                                         "resources",
                                         "resources.cpu_affinity",
+                                        "rate_limit",
+                                        "rate_limit.enabled",
+                                        "rate_limit.algorithm",
+                                        "rate_limit.requests_per_sec",
+                                        "rate_limit.burst",
+                                        "rate_limit.key",
+                                        "rate_limit.capacity",
+                                        "rate_limit.storage",
+                                        "rate_limit.memcached",
+                                        "rate_limit.memcached.servers",
+                                        "rate_limit.memcached.pool_size",
+                                        "rate_limit.memcached.timeout",
+                                        "rate_limit.memcached.lease",
+                                        "rate_limit.memcached.on_error",
+                                        "rate_limit.overrides",
+                                        "rate_limit.overrides[].principal",
+                                        "rate_limit.overrides[].tool",
+                                        "rate_limit.overrides[].requests_per_sec",
+                                        "rate_limit.overrides[].burst",
                                         "backends",
                                         "backends[].name",
                                         "backends[].transport",
@@ -165,17 +184,17 @@ Test(keys, supported_set_is_the_foundation)
 
 Test(keys, flipping_a_bit_turns_a_key_on)
 {
-    load_fails("rate_limit:\n  enabled: true\n",
-               "t.yaml:2:3: rate_limit.enabled: not supported yet");
-    cr_assert_eq(mb_conf_key_set_supported("rate_limit.enabled", true), MB_OK);
-    struct mb_conf *c = load_ok("rate_limit:\n  enabled: true\n");
-    cr_expect(c->rate_limit.enabled);
+    load_fails("caching:\n  enabled: true\n", "t.yaml:2:3: caching.enabled: not supported yet");
+    cr_assert_eq(mb_conf_key_set_supported("caching.enabled", true), MB_OK);
+    struct mb_conf *c = load_ok("caching:\n  enabled: true\n");
+    cr_expect(c->caching.enabled);
     mb_conf_free(&c);
     /* Switched on, it also takes the contract's default again. */
     c = load_ok("");
-    cr_expect(c->rate_limit.enabled);
+    cr_expect(c->caching.enabled);
     mb_conf_free(&c);
-    load_fails("rate_limit:\n  burst: 5\n", "t.yaml:2:3: rate_limit.burst: not supported yet");
+    load_fails("caching:\n  response_cache:\n    ttl: 5s\n",
+               "t.yaml:3:5: caching.response_cache.ttl: not supported yet");
 }
 
 /* Compares field by field, through the table, two configurations' values of

@@ -166,7 +166,7 @@ Test(loader, unsupported_features_read_off)
     cr_expect_eq(c->connection_pool.enabled, false);
     cr_expect_eq(c->connection_pool.max_idle_conns, 1000);
     cr_expect_eq(c->connection_pool.idle_conn_timeout, 90000);
-    cr_expect_eq(c->rate_limit.enabled, false);
+    cr_expect_eq(c->rate_limit.enabled, true, "built: the contract's default");
     cr_expect_str_eq(c->rate_limit.algorithm, "token_bucket");
     cr_expect_float_eq(c->rate_limit.requests_per_sec, 10000.0, 1e-9);
     cr_expect_eq(c->rate_limit.burst, 2000);
@@ -409,10 +409,6 @@ Test(errors, yaml_syntax)
 
 Test(errors, not_supported_yet)
 {
-    load_fails("rate_limit:\n  enabled: true\n",
-               "t.yaml:2:3: rate_limit.enabled: not supported yet");
-    load_fails("rate_limit:\n  enabled: false\n  burst: 10\n",
-               "t.yaml:3:3: rate_limit.burst: not supported yet");
     load_fails("backends:\n  - {name: demo, transport: stdio, command: [x], session: shared}\n",
                "t.yaml:2:50: backends[0].session: not supported yet");
     load_fails("server:\n  allowed_origins: [https://a.example]\n",
