@@ -466,9 +466,11 @@ class PerfRecorder:
             ["perf", "report", "--stdio", "--no-children", "-g", "none", "--sort", "symbol,dso", "--percent-limit", "0.3", "-i", self.data],
             capture_output=True, text=True,
         )
+        d = subprocess.run(["perf", "report", "--stdio", "--no-children", "-g", "none", "--sort", "dso", "-i", self.data],
+                           capture_output=True, text=True)
         with open(report, "w") as f:
-            f.write(r.stdout)
-        return top_lines(r.stdout, 25)
+            f.write(d.stdout + "\n" + r.stdout)
+        return ["by object:"] + top_lines(d.stdout, 8) + ["by function:"] + top_lines(r.stdout, 30)
 
 
 def top_lines(text, n):
