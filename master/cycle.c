@@ -41,8 +41,9 @@
  *      WebSockets with 1001 and exits; after server.shutdown_timeout (of the
  *      generation it serves) + 2 s it is killed.
  *   An old generation's configuration is freed when its last worker is reaped.
- *   pid_file and shm.path are fixed at start: a change is logged and needs a
- *   restart.
+ *   pid_file, shm.path and rate_limit.capacity are fixed at start: a change
+ *   is logged and needs a restart. The shm region is never replaced, so
+ *   rate-limit buckets survive every reload.
  */
 #include "master/master.h"
 
@@ -433,6 +434,15 @@ static void reload(void)
                     conf->shm.path, was->shm.path);
     if (strcmp(was->pid_file, conf->pid_file) != 0)
         mb_log_warn("pid_file changed to %s: it takes effect at the next start", conf->pid_file);
+    /* The region (and its rate-limit buckets) is kept across reloads: a
+     * new capacity would need a new region, and a reload must never hand a
+     * client a fresh budget, so it waits for a restart. */
+    struct mb_shm_params shape = {.worker_capacity = M.shm->worker_capacity,
+                                  .ratelimit_capacity = conf->rate_limit.capacity};
+    if (!mb_shm_same_shape(M.shm, &shape))
+        mb_log_warn("rate_limit.capacity changed to %u: the rate-limit table keeps %u buckets "
+                    "until a restart",
+                    conf->rate_limit.capacity, M.shm->ratelimit.capacity);
     struct generation *g = gen_new(conf, &socks);
     if (g == NULL) {
         mb_log_error("reload failed: out of memory");
