@@ -168,6 +168,16 @@ check-format:
 	clang-format --dry-run --Werror $(FORMAT_FILES)
 
 # ---------------------------------------------------------------- install
+# Binaries, man pages, the example configurations and the Grafana dashboard
+# (share/doc), a configuration for an installed gateway
+# (scripts/mcp-bridge.yaml, laid down only when none exists, so an operator's
+# file is never overwritten), the init script, the systemd unit and the
+# logrotate rule. The scripts name $(PREFIX)/sbin/mcp-bridge and the configuration
+# directory (/etc/mcp-bridge for PREFIX=/usr, $(PREFIX)/etc/mcp-bridge
+# otherwise), rewritten from their /usr/local and /etc defaults.
+INSTALL_ETC = $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+INSTALL_SED = sed -e 's|/usr/local/sbin/mcp-bridge|$(PREFIX)/sbin/mcp-bridge|g' \
+                  -e 's|/etc/mcp-bridge/|$(INSTALL_ETC)/mcp-bridge/|g'
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(DAEMON) $(DESTDIR)$(PREFIX)/sbin/mcp-bridge
@@ -177,7 +187,16 @@ install: all
 	for p in $(wildcard man/*.5); do install -m 0644 $$p $(DESTDIR)$(PREFIX)/share/man/man5/; done
 	for p in $(wildcard man/*.1); do install -m 0644 $$p $(DESTDIR)$(PREFIX)/share/man/man1/; done
 	install -d $(DESTDIR)$(PREFIX)/share/doc/mcp-bridge/examples
-	install -m 0644 conf/*.yaml $(DESTDIR)$(PREFIX)/share/doc/mcp-bridge/examples/
+	install -m 0644 conf/*.yaml scripts/grafana-dashboard.json $(DESTDIR)$(PREFIX)/share/doc/mcp-bridge/examples/
+	install -m 0644 scripts/logrotate $(DESTDIR)$(PREFIX)/share/doc/mcp-bridge/examples/logrotate
+	install -d $(DESTDIR)$(INSTALL_ETC)/mcp-bridge $(DESTDIR)$(INSTALL_ETC)/init.d $(DESTDIR)$(PREFIX)/lib/systemd/system
+	[ -e $(DESTDIR)$(INSTALL_ETC)/mcp-bridge/gateway.yaml ] || install -m 0644 scripts/mcp-bridge.yaml $(DESTDIR)$(INSTALL_ETC)/mcp-bridge/gateway.yaml
+	install -d $(DESTDIR)$(INSTALL_ETC)/logrotate.d $(DESTDIR)/var/log/mcp-bridge
+	install -m 0644 scripts/logrotate $(DESTDIR)$(INSTALL_ETC)/logrotate.d/mcp-bridge
+	$(INSTALL_SED) scripts/mcp-bridge.init > $(DESTDIR)$(INSTALL_ETC)/init.d/mcp-bridge
+	chmod 0755 $(DESTDIR)$(INSTALL_ETC)/init.d/mcp-bridge
+	$(INSTALL_SED) scripts/mcp-bridge.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/mcp-bridge.service
+	chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/mcp-bridge.service
 
 clean:
 	rm -rf build
