@@ -2,6 +2,8 @@
 # Installs, with apt-get, every Debian package that building and testing
 # mcp-bridge needs and that is not installed yet. Called by `make deps` and
 # before the first build, so a fresh Debian 12 machine needs nothing by hand.
+# prometheus brings promtool, which the tests run on /metrics and on the
+# Grafana dashboard's queries.
 set -eu
 
 PACKAGES="
@@ -10,6 +12,7 @@ libwebsockets-dev libwebsockets-evlib-ev libev-dev
 libcjson-dev libyaml-dev libmemcached-dev libssl-dev
 libcriterion-dev
 memcached openssl mandoc
+prometheus
 "
 
 missing=""
