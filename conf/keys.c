@@ -64,6 +64,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -302,6 +303,11 @@ static int parse_endpoint(struct mb_conf_endpoint *e, bool want_ws, char *msg, s
                      want_ws ? "ws:// or wss://" : "http:// or https://");
             return MB_ERR;
         }
+        if (schemes[i].tls) {
+            snprintf(msg, msglen, "url \"%.80s\": TLS to backends (%s) is not supported yet", u,
+                     schemes[i].scheme);
+            return MB_ERR;
+        }
         p = u + n;
         e->tls = schemes[i].tls;
         port = schemes[i].port;
@@ -475,6 +481,60 @@ static int check_backends(const struct mb_conf_key *k, const void *base, const c
     return MB_OK;
 }
 
+/* backends[].headers go on every upstream request as written: names must be
+ * HTTP tokens and values free of control characters (no header injection),
+ * and the headers the transports own (framing, session, WebSocket upgrade)
+ * cannot be replaced. */
+static int check_headers(const struct mb_conf_key *k, const void *base, const char *dpath,
+                         long *index, char *msg, size_t msglen)
+{
+    static const char *const owned[] = {"host",
+                                        "content-type",
+                                        "content-length",
+                                        "transfer-encoding",
+                                        "connection",
+                                        "accept",
+                                        "mcp-session-id",
+                                        "mcp-protocol-version",
+                                        "upgrade",
+                                        "sec-websocket-key",
+                                        "sec-websocket-version",
+                                        "sec-websocket-protocol",
+                                        "sec-websocket-extensions",
+                                        "origin",
+                                        "keep-alive",
+                                        "te",
+                                        NULL};
+    const struct mb_conf_kv *h = (const struct mb_conf_kv *)((const char *)base + k->offset);
+
+    *index = -1;
+    for (size_t i = 0; i < h->n; i++) {
+        const char *n = h->keys[i], *v = h->values[i];
+        size_t len = strlen(n);
+        if (len == 0 || len > 200 ||
+            strspn(n, "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvw"
+                      "xyz") != len) {
+            snprintf(msg, msglen, "\"%.60s\": not a valid header name", n);
+            return MB_ERR;
+        }
+        for (size_t j = 0; owned[j]; j++)
+            if (strcasecmp(n, owned[j]) == 0) {
+                snprintf(msg, msglen, "\"%s\" is set by the gateway and cannot be configured", n);
+                return MB_ERR;
+            }
+        for (const char *p = v; *p; p++)
+            if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f) {
+                snprintf(msg, msglen, "\"%.60s\": the value has a control character", n);
+                return MB_ERR;
+            }
+        if (strlen(v) > 8000) {
+            snprintf(msg, msglen, "\"%.60s\": the value is longer than 8000 bytes", n);
+            return MB_ERR;
+        }
+    }
+    return MB_OK;
+}
+
 /* routing.separator joins backend and name in tool names: printable ASCII,
  * no white space, no character of JSON escaping. */
 static int check_separator(const struct mb_conf_key *k, const void *base, const char *dpath,
@@ -608,33 +668,35 @@ static struct mb_conf_key keys[] = {
      .doc = "Host header allow-list; empty = the listen addresses"},
 
     /* ------------------------------------------------ connection_pool */
-    {K("connection_pool", SECTION), OFF("enabled: false"),
-     .doc = "upstream keep-alive connections, per worker and backend endpoint"},
-    {K("connection_pool.enabled", BOOL), AT(ROOT, connection_pool.enabled), .def = "true",
-     OFF("false"), .doc = "pool upstream connections"},
+    {K("connection_pool", SECTION), ON,
+     .doc = "upstream keep-alive connections (http backends), per worker and backend endpoint"},
+    {K("connection_pool.enabled", BOOL), AT(ROOT, connection_pool.enabled), .def = "true", ON,
+     .doc = "keep connections open between requests; false = one connection per request"},
     {K("connection_pool.max_idle_conns", INT), AT(ROOT, connection_pool.max_idle_conns),
-     .def = "1000", .min = "0", .max = "1000000", NOT_YET,
-     .doc = "idle connections kept, all endpoints"},
+     .def = "1000", .min = "0", .max = "1000000", ON,
+     .doc = "idle connections kept by one worker, all endpoints together"},
     {K("connection_pool.max_conns_per_host", INT), AT(ROOT, connection_pool.max_conns_per_host),
-     .def = "500", .min = "1", .max = "1000000", NOT_YET,
-     .doc = "connections open to one endpoint"},
+     .def = "500", .min = "1", .max = "1000000", ON,
+     .doc = "connections one worker opens to one endpoint (requests in parallel); more wait"},
     {K("connection_pool.max_idle_conns_per_host", INT),
      AT(ROOT, connection_pool.max_idle_conns_per_host), .def = "100", .min = "0", .max = "1000000",
-     NOT_YET, .doc = "idle connections kept per endpoint"},
+     ON, .doc = "idle connections kept per endpoint"},
     {K("connection_pool.idle_conn_timeout", DURATION), AT(ROOT, connection_pool.idle_conn_timeout),
-     .def = "90s", .min = "0", .max = "24h", NOT_YET,
-     .doc = "an idle pooled connection is closed after this"},
+     .def = "90s", .min = "0", .max = "24h", ON,
+     .doc = "an idle pooled connection is closed after this; 0 = never"},
     {K("connection_pool.response_header_timeout", DURATION),
-     AT(ROOT, connection_pool.response_header_timeout), .def = "10s", .min = "0", .max = "24h",
-     NOT_YET, .doc = "wait for a backend's response headers"},
+     AT(ROOT, connection_pool.response_header_timeout), .def = "10s", .min = "0", .max = "24h", ON,
+     .doc = "wait for a connection and for response headers (requests: at least request_timeout)"},
     {K("connection_pool.tls_handshake_timeout", DURATION),
      AT(ROOT, connection_pool.tls_handshake_timeout), .def = "10s", .min = "0", .max = "24h",
      NOT_YET, .doc = "wait for a backend's TLS handshake"},
     {K("connection_pool.keep_alive", DURATION), AT(ROOT, connection_pool.keep_alive), .def = "30s",
-     .min = "0", .max = "24h", NOT_YET, .doc = "TCP keep-alive probe interval"},
+     .min = "0", .max = "24h", ON,
+     .doc = "TCP keep-alive probe interval on upstream connections; 0 = off"},
     {K("connection_pool.keep_alive_timeout", DURATION),
-     AT(ROOT, connection_pool.keep_alive_timeout), .def = "30s", .min = "0", .max = "24h", NOT_YET,
-     .doc = "how long a keep-alive connection may stay unused"},
+     AT(ROOT, connection_pool.keep_alive_timeout), .def = "30s", .min = "0", .max = "24h", ON,
+     .doc = "how long a keep-alive connection may stay unused (the smaller of this and "
+            "idle_conn_timeout applies); 0 = no limit"},
 
     /* ------------------------------------------------ backends */
     {K("backends", LIST), LIST_AT(ROOT, backends, nbackends, BACKEND), .def = "[]", .max = "1024",
@@ -650,12 +712,13 @@ static struct mb_conf_key keys[] = {
     {K("backends[].cwd", STRING), AT(BACKEND, cwd), .def = ".", .min = "1", ON,
      .doc = "stdio: working directory"},
     {K("backends[].endpoints", LIST), LIST_AT(BACKEND, endpoints, nendpoints, ENDPOINT),
-     .def = "[]", .max = "1024", NOT_YET, .doc = "http, websocket: the server's URLs"},
-    {K("backends[].endpoints[].url", STRING), AT(ENDPOINT, url), .min = "1", REQUIRED, NOT_YET,
+     .def = "[]", .max = "1024", ON, .doc = "http, websocket: the server's URLs"},
+    {K("backends[].endpoints[].url", STRING), AT(ENDPOINT, url), .min = "1", REQUIRED, ON,
      .doc = "http://, https://, ws:// or wss:// URL"},
     {K("backends[].endpoints[].weight", INT), AT(ENDPOINT, weight), .def = "1", .min = "1",
-     .max = "1000", NOT_YET, .doc = "share of requests under the weighted strategy"},
-    {K("backends[].headers", MAP), AT(BACKEND, headers), .def = "{}", .max = "1024", NOT_YET,
+     .max = "1000", ON, .doc = "share of requests under the weighted strategy"},
+    {K("backends[].headers", MAP), AT(BACKEND, headers), .def = "{}", .max = "1024",
+     .check = check_headers, ON,
      .doc = "http, websocket: headers sent upstream (backend credentials)"},
     {K("backends[].tls", SECTION), NOT_YET, .doc = "TLS to the backend"},
     {K("backends[].tls.ca_file", STRING), AT(BACKEND, tls.ca_file), .def = "\"\"", NOT_YET,

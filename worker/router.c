@@ -756,8 +756,26 @@ static void on_message(void *owner, const char *msg, size_t len)
         mb_log_debug("backend %s: notification %s not forwarded", b->conf->name, name);
 }
 
+/* A message the transport could not deliver (Streamable HTTP: every message
+ * is its own exchange, so a failure there is not a lost connection): the
+ * request inside it, if it is one, fails now with why. */
+static void on_send_failed(void *owner, const char *msg, size_t len, const char *why)
+{
+    struct backend *b = owner;
+    struct mb_json_raw id, method;
+    uint64_t gid;
+
+    if (b->state == B_CLOSED || mb_json_member(msg, len, "method", &method) != 0 ||
+        mb_json_member(msg, len, "id", &id) != 0 || !mb_json_raw_uint(id, &gid))
+        return;
+    struct mb_pending *p = mb_idmap_get(&b->r->ids, gid);
+    if (p == NULL || p->b != b)
+        return;
+    pending_fail(p, MB_ERR_BACKEND_UNAVAILABLE, "Backend unavailable", why, -1);
+}
+
 static const struct mb_upstream_events events = {
-    .on_state = on_state, .on_message = on_message, .on_send_failed = NULL};
+    .on_state = on_state, .on_message = on_message, .on_send_failed = on_send_failed};
 
 /* ---------------------------------------------------------------- client side */
 /* The backend that owns name (len bytes) of a kind, and the name it knows. */
@@ -1164,6 +1182,12 @@ int mb_router_new(struct mb_worker *w, struct mb_router **out)
         switch (b->conf->transport) {
         case MB_TRANSPORT_STDIO:
             rc = mb_upstream_stdio_init(&b->up);
+            break;
+        case MB_TRANSPORT_HTTP:
+            rc = mb_upstream_http_init(&b->up);
+            break;
+        case MB_TRANSPORT_WEBSOCKET:
+            rc = mb_upstream_ws_init(&b->up);
             break;
         default:
             mb_log_error("backend %s: transport not built", b->conf->name);

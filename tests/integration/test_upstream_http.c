@@ -1,0 +1,387 @@
+/*
+ * tests/integration/test_upstream_http.c — the Streamable HTTP upstream
+ * through the real daemon: the test server (--http PORT, started by the test
+ * on a port the kernel picks) behind one worker, driven by a WebSocket
+ * client. tools/list and tools/call; parallel sleeps on parallel pooled
+ * connections (counted on the peer's side from /proc/net/tcp: as many as
+ * calls in flight, capped by max_conns_per_host, reused by the next round);
+ * a session lost by a restarted server re-initialized without an error; a
+ * dead backend answered with -32010 naming it, and recovery when it
+ * returns; progress notifications over SSE reaching the caller; a bad
+ * header config refused by -t.
+ */
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/integration/upstream_peer.h"
+#include "tests/support/daemon.h"
+#include "tests/support/testutil.h"
+#include "tests/support/wsclient.h"
+
+#define IO_MS 8000
+
+static struct mb_test_daemon *gw;
+static struct mb_wsclient *client;
+static struct peer srv;
+
+static void teardown(void)
+{
+    mb_wsclient_free(&client);
+    mb_test_daemon_free(&gw);
+    peer_stop(&srv);
+}
+
+#define UH_TEST(name) Test(upstream_http, name, .fini = teardown, .timeout = 60)
+
+static void start(const char *pool)
+{
+    char extra[2048];
+    peer_start(&srv, "--http", 0);
+    snprintf(extra, sizeof(extra),
+             "%s"
+             "backends:\n"
+             "  - name: h\n"
+             "    transport: http\n"
+             "    endpoints: [{url: \"http://127.0.0.1:%d/mcp\"}]\n"
+             "    headers: {X-Backend-Token: secret}\n"
+             "    request_timeout: 3s\n",
+             pool ? pool : "", srv.port);
+    struct mb_test_conf conf = {.workers = 1, .extra = extra};
+    int rc = mb_test_daemon_start(&gw, &conf);
+    if (rc) {
+        char *out = gw ? mb_test_daemon_output(gw) : NULL;
+        cr_assert_fail("daemon did not start: %s\n%s", strerror(-rc), out ? out : "");
+    }
+    char err[256];
+    cr_assert_eq(mb_wsclient_connect(&client, gw->port, "/", NULL, IO_MS, err, sizeof(err)), 0,
+                 "%s", err);
+}
+
+static void finish(void)
+{
+    char why[4096];
+    mb_wsclient_free(&client);
+    cr_assert_eq(mb_test_daemon_finish(gw, 8000, why, sizeof(why)), 0, "%s", why);
+}
+
+static cJSON *recv_json(char **raw)
+{
+    struct mb_wsmsg m;
+    int rc = mb_wsclient_recv(client, &m, IO_MS);
+    cr_assert_eq(rc, 0, "no message: %s", strerror(-rc));
+    cr_assert_eq(m.opcode, MB_WS_OP_TEXT, "opcode %d (close %d)", m.opcode, m.close_code);
+    cJSON *j = cJSON_Parse(m.data);
+    cr_assert_not_null(j, "not JSON: %s", m.data);
+    if (raw)
+        *raw = strdup(m.data);
+    return j;
+}
+
+static cJSON *call(const char *req, char **raw)
+{
+    cr_assert_eq(mb_wsclient_send_text(client, req, IO_MS), 0);
+    return recv_json(raw);
+}
+
+static const cJSON *get(const cJSON *o, const char *k)
+{
+    return cJSON_GetObjectItemCaseSensitive(o, k);
+}
+
+static const char *text_of(const cJSON *reply)
+{
+    const cJSON *t = get(cJSON_GetArrayItem(get(get(reply, "result"), "content"), 0), "text");
+    return cJSON_IsString(t) ? t->valuestring : NULL;
+}
+
+static int error_code(const cJSON *reply)
+{
+    const cJSON *code = get(get(reply, "error"), "code");
+    return cJSON_IsNumber(code) ? code->valueint : 0;
+}
+
+/* Calls echo with message and returns the reply (caller frees). */
+static cJSON *echo(int id, const char *message, char **raw)
+{
+    char req[512];
+    snprintf(req, sizeof(req),
+             "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"tools/call\",\"params\":{\"name\":"
+             "\"echo\",\"arguments\":{\"message\":\"%s\"}}}",
+             id, message);
+    return call(req, raw);
+}
+
+/* The backend's count of methods[name] or tools[name]. */
+static int counted(const char *section, const char *name)
+{
+    char *raw = NULL;
+    cJSON *j = call("{\"jsonrpc\":\"2.0\",\"id\":900,\"method\":\"tools/call\",\"params\":{"
+                    "\"name\":\"counter\",\"arguments\":{}}}",
+                    &raw);
+    const cJSON *sc = get(get(j, "result"), "structuredContent");
+    cr_assert(cJSON_IsObject(sc), "counter without structuredContent: %s", raw);
+    const cJSON *n = get(get(sc, section), name);
+    int v = cJSON_IsNumber(n) ? n->valueint : 0;
+    free(raw);
+    cJSON_Delete(j);
+    return v;
+}
+
+UH_TEST(tools_list_and_call)
+{
+    start(NULL);
+    char *raw = NULL;
+    cJSON *j = call("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}", &raw);
+    bool found = false;
+    const cJSON *t;
+    cJSON_ArrayForEach(t, get(get(j, "result"), "tools"))
+    {
+        const cJSON *n = get(t, "name");
+        found |= cJSON_IsString(n) && strcmp(n->valuestring, "echo") == 0;
+    }
+    cr_assert(found, "echo not listed: %s", raw);
+    free(raw);
+    cJSON_Delete(j);
+
+    j = echo(2, "over http", &raw);
+    cr_assert_str_eq(text_of(j) ? text_of(j) : "", "over http", "%s", raw);
+    free(raw);
+    cJSON_Delete(j);
+    cr_expect_eq(counted("tools", "echo"), 1);
+    /* One handshake for the whole worker, not one per call. */
+    cr_expect_eq(counted("methods", "initialize"), 1);
+    finish();
+}
+
+/* Sends n sleeps of ms at once, counts the peer's connections while they
+ * run, and collects all n answers. Returns the connections seen. */
+static int parallel_sleeps(int n, int ms, int first_id)
+{
+    char req[256];
+    int64_t t0 = mb_test_now_ms();
+    for (int i = 0; i < n; i++) {
+        snprintf(req, sizeof(req),
+                 "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"tools/call\",\"params\":{\"name\":"
+                 "\"sleep\",\"arguments\":{\"ms\":%d}}}",
+                 first_id + i, ms);
+        cr_assert_eq(mb_wsclient_send_text(client, req, IO_MS), 0);
+    }
+    mb_test_sleep_ms(ms / 2);
+    int conns = peer_established(&srv);
+    bool seen[64] = {false};
+    for (int i = 0; i < n; i++) {
+        char *raw = NULL;
+        cJSON *j = recv_json(&raw);
+        const cJSON *id = get(j, "id");
+        cr_assert(cJSON_IsNumber(id) && id->valueint >= first_id && id->valueint < first_id + n,
+                  "%s", raw);
+        cr_assert(text_of(j) && strstr(text_of(j), "slept") != NULL, "%s", raw);
+        seen[id->valueint - first_id] = true;
+        free(raw);
+        cJSON_Delete(j);
+    }
+    for (int i = 0; i < n; i++)
+        cr_assert(seen[i], "no answer to %d", first_id + i);
+    /* A logical bound, not a performance target: one connection would need
+     * n * ms in a row. */
+    int64_t took = mb_test_now_ms() - t0;
+    cr_expect_lt(took, (int64_t)n * ms, "%d sleeps of %d ms took %lld ms", n, ms, (long long)took);
+    return conns;
+}
+
+UH_TEST(parallel_calls_use_parallel_pooled_connections)
+{
+    start("connection_pool: {max_conns_per_host: 8, max_idle_conns_per_host: 8}\n");
+    char *raw = NULL;
+    cJSON *j = echo(1, "warm", &raw); /* handshake done */
+    free(raw);
+    cJSON_Delete(j);
+    int conns = parallel_sleeps(8, 800, 10);
+    cr_expect_eq(conns, 8, "connections while 8 calls ran: %d", conns);
+    /* The next round reuses them: still 8, not 8 more. */
+    conns = parallel_sleeps(8, 800, 30);
+    cr_expect_eq(conns, 8, "connections in the second round: %d", conns);
+    cr_expect_eq(counted("tools", "sleep"), 16);
+    cr_expect_eq(peer_established(&srv), 8, "idle connections kept");
+    finish();
+}
+
+UH_TEST(max_conns_per_host_caps_and_queues)
+{
+    start("connection_pool: {max_conns_per_host: 3}\n");
+    char *raw = NULL;
+    cJSON *j = echo(1, "warm", &raw);
+    free(raw);
+    cJSON_Delete(j);
+    int conns = parallel_sleeps(7, 600, 10);
+    cr_expect_eq(conns, 3, "connections with max_conns_per_host 3: %d", conns);
+    cr_expect_eq(counted("tools", "sleep"), 7);
+    finish();
+}
+
+UH_TEST(idle_connections_expire)
+{
+    start("connection_pool: {idle_conn_timeout: 1s, max_conns_per_host: 4}\n");
+    char *raw = NULL;
+    cJSON *j = echo(1, "x", &raw);
+    free(raw);
+    cJSON_Delete(j);
+    cr_expect_geq(peer_established(&srv), 1);
+    /* The sweep runs every second: gone within about 2 s of going idle. */
+    int64_t deadline = mb_test_now_ms() + 5000;
+    while (peer_established(&srv) > 0 && mb_test_now_ms() < deadline)
+        mb_test_sleep_ms(100);
+    cr_expect_eq(peer_established(&srv), 0);
+    /* And a new one is opened for the next call. */
+    j = echo(2, "again", &raw);
+    cr_expect_str_eq(text_of(j) ? text_of(j) : "", "again", "%s", raw);
+    free(raw);
+    cJSON_Delete(j);
+    finish();
+}
+
+UH_TEST(pool_disabled_one_connection_per_request)
+{
+    start("connection_pool: {enabled: false}\n");
+    char *raw = NULL;
+    for (int i = 0; i < 3; i++) {
+        cJSON *j = echo(1 + i, "no pool", &raw);
+        cr_expect_str_eq(text_of(j) ? text_of(j) : "", "no pool", "%s", raw);
+        free(raw);
+        cJSON_Delete(j);
+    }
+    mb_test_sleep_ms(200);
+    cr_expect_eq(peer_established(&srv), 0, "no connection is kept");
+    finish();
+}
+
+UH_TEST(session_lost_by_restart_is_reinitialized)
+{
+    start(NULL);
+    char *raw = NULL;
+    cJSON *j = echo(1, "before", &raw);
+    cr_assert_str_eq(text_of(j) ? text_of(j) : "", "before", "%s", raw);
+    free(raw);
+    cJSON_Delete(j);
+
+    /* Same port, new process: its sessions are gone, so the next call meets
+     * 404 and the gateway replays its handshake. */
+    int port = srv.port;
+    peer_stop(&srv);
+    peer_start(&srv, "--http", port);
+    j = echo(2, "after", &raw);
+    cr_expect_str_eq(text_of(j) ? text_of(j) : "", "after", "%s", raw);
+    free(raw);
+    cJSON_Delete(j);
+    cr_expect_eq(counted("methods", "initialize"), 1, "one replayed initialize");
+    cr_expect_eq(counted("methods", "notifications/initialized"), 1);
+    cr_expect_eq(counted("tools", "echo"), 1, "the call reached the new server once");
+    cr_expect(mb_test_daemon_log_contains(gw, "re-initializing"));
+    finish();
+}
+
+UH_TEST(dead_backend_errors_then_recovers)
+{
+    start(NULL);
+    char *raw = NULL;
+    cJSON *j = echo(1, "alive", &raw);
+    free(raw);
+    cJSON_Delete(j);
+    int port = srv.port;
+    peer_stop(&srv);
+
+    /* Every call gets a clean error naming the backend while it is gone. */
+    for (int i = 0; i < 2; i++) {
+        j = echo(10 + i, "dead", &raw);
+        cr_expect_eq(error_code(j), -32010, "%s", raw);
+        const cJSON *b = get(get(get(j, "error"), "data"), "backend");
+        cr_expect(cJSON_IsString(b) && strcmp(b->valuestring, "h") == 0, "%s", raw);
+        free(raw);
+        cJSON_Delete(j);
+    }
+
+    peer_start(&srv, "--http", port);
+    bool ok = false;
+    int64_t deadline = mb_test_now_ms() + 15000;
+    for (int id = 100; !ok && mb_test_now_ms() < deadline; id++) {
+        j = echo(id, "back", &raw);
+        ok = text_of(j) && strcmp(text_of(j), "back") == 0;
+        free(raw);
+        cJSON_Delete(j);
+        if (!ok)
+            mb_test_sleep_ms(200);
+    }
+    cr_expect(ok, "the backend did not come back");
+    finish();
+}
+
+UH_TEST(progress_over_sse_reaches_the_caller)
+{
+    start(NULL);
+    cr_assert_eq(mb_wsclient_send_text(
+                     client,
+                     "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/call\",\"params\":{\"name\":"
+                     "\"progress\",\"arguments\":{\"steps\":3,\"ms\":50},\"_meta\":{"
+                     "\"progressToken\":\"tok-1\"}}}",
+                     IO_MS),
+                 0);
+    int progress = 0;
+    for (;;) {
+        char *raw = NULL;
+        cJSON *j = recv_json(&raw);
+        const cJSON *m = get(j, "method");
+        if (cJSON_IsString(m)) {
+            cr_expect_str_eq(m->valuestring, "notifications/progress", "%s", raw);
+            const cJSON *tok = get(get(j, "params"), "progressToken");
+            cr_expect(cJSON_IsString(tok) && strcmp(tok->valuestring, "tok-1") == 0, "%s", raw);
+            progress++;
+            free(raw);
+            cJSON_Delete(j);
+            continue;
+        }
+        cr_expect_eq(get(j, "id")->valueint, 5, "%s", raw);
+        cr_expect_not_null(get(j, "result"), "%s", raw);
+        free(raw);
+        cJSON_Delete(j);
+        break;
+    }
+    cr_expect_eq(progress, 3);
+    finish();
+}
+
+Test(upstream_http, config_checks, .timeout = 30)
+{
+    static const struct {
+        const char *yaml, *want;
+    } cases[] = {
+        {"backends: [{name: h, transport: http, endpoints: [{url: \"https://127.0.0.1:1/mcp\"}]}]",
+         "not supported yet"},
+        {"backends: [{name: h, transport: http, endpoints: [{url: \"http://127.0.0.1:1/\"}], "
+         "headers: {\"Mcp-Session-Id\": x}}]",
+         "set by the gateway"},
+        {"backends: [{name: h, transport: http, endpoints: [{url: \"http://127.0.0.1:1/\"}], "
+         "headers: {\"Bad Name\": x}}]",
+         "not a valid header name"},
+        {"connection_pool: {max_conns_per_host: 0}", "connection_pool.max_conns_per_host"},
+        {"connection_pool: {tls_handshake_timeout: 5s}", "not supported yet"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct mb_test_daemon *d = NULL;
+        struct mb_test_conf conf = {.workers = 1, .extra = cases[i].yaml};
+        cr_assert_eq(mb_test_daemon_new(&d, &conf), 0);
+        char bin[PATH_MAX], *out = NULL;
+        int status;
+        mb_test_bin_path(bin, sizeof(bin), "mcp-bridge");
+        char *argv[] = {bin, "-t", "-c", d->conf_path, NULL};
+        cr_assert_eq(mb_test_run(argv, 10000, &status, &out), 0);
+        cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 1, "case %zu: status %d: %s", i,
+                  status, out ? out : "");
+        cr_expect(out && strstr(out, cases[i].want), "case %zu: want \"%s\" in: %s", i,
+                  cases[i].want, out ? out : "");
+        free(out);
+        mb_test_daemon_free(&d);
+    }
+}

@@ -1,0 +1,123 @@
+/*
+ * tests/integration/upstream_peer.h — the network test server
+ * (build/mcp-bridge-testserver --http/--ws PORT) as a backend peer of the
+ * gateway, for test_upstream_http.c and test_upstream_ws.c. Header only,
+ * like ops_daemon.h.
+ *
+ * The peer is started with port 0 (the kernel picks; it prints "listening
+ * http PORT") or on a given port (a restart on the same port), dies with the
+ * test process (PR_SET_PDEATHSIG), and is stopped by pid (TERM, bounded
+ * wait, KILL). peer_established() counts the peer's established TCP
+ * connections from /proc/net/tcp: how many upstream connections the gateway
+ * holds open to it.
+ */
+#ifndef MB_TESTS_UPSTREAM_PEER_H
+#define MB_TESTS_UPSTREAM_PEER_H
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/support/daemon.h"
+#include "tests/support/testutil.h"
+
+struct peer {
+    pid_t pid;
+    int port;
+};
+
+/* Starts the test server with mode "--http" or "--ws" on port (0 = any). */
+static inline void peer_start(struct peer *p, const char *mode, int port)
+{
+    char bin[PATH_MAX], portarg[16], line[256];
+    int fds[2];
+    size_t n = 0;
+
+    mb_test_bin_path(bin, sizeof(bin), "mcp-bridge-testserver");
+    snprintf(portarg, sizeof(portarg), "%d", port);
+    cr_assert_eq(pipe2(fds, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(fds[1], 1);
+        execl(bin, bin, mode, portarg, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    /* "listening http 12345\n", within 5 s. */
+    int64_t deadline = mb_test_now_ms() + 5000;
+    while (n < sizeof(line) - 1 && memchr(line, '\n', n) == NULL) {
+        struct pollfd pfd = {fds[0], POLLIN, 0};
+        int left = (int)(deadline - mb_test_now_ms());
+        if (left <= 0 || poll(&pfd, 1, left) <= 0)
+            break;
+        ssize_t r = read(fds[0], line + n, sizeof(line) - 1 - n);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fds[0]);
+    line[n] = '\0';
+    int got = 0;
+    const char *sp = strrchr(line, ' ');
+    if (strncmp(line, "listening ", 10) == 0 && sp != NULL)
+        got = atoi(sp + 1);
+    if (got <= 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        cr_assert_fail("test server %s %d did not start: \"%s\"", mode, port, line);
+    }
+    p->pid = pid;
+    p->port = got;
+}
+
+static inline void peer_stop(struct peer *p)
+{
+    if (p->pid <= 0)
+        return;
+    kill(p->pid, SIGTERM);
+    for (int i = 0; i < 300; i++) {
+        if (waitpid(p->pid, NULL, WNOHANG) == p->pid) {
+            p->pid = 0;
+            return;
+        }
+        mb_test_sleep_ms(10);
+    }
+    kill(p->pid, SIGKILL);
+    waitpid(p->pid, NULL, 0);
+    p->pid = 0;
+}
+
+/* Established TCP connections whose local port is the peer's. */
+static inline int peer_established(const struct peer *p)
+{
+    FILE *f = fopen("/proc/net/tcp", "r");
+    char line[512];
+    int count = 0;
+
+    cr_assert_not_null(f);
+    while (fgets(line, sizeof(line), f)) {
+        unsigned lport, state;
+        char local[64];
+        if (sscanf(line, " %*d: %63s %*s %x", local, &state) != 2)
+            continue;
+        const char *colon = strchr(local, ':');
+        if (colon == NULL || sscanf(colon + 1, "%x", &lport) != 1)
+            continue;
+        if ((int)lport == p->port && state == 0x01)
+            count++;
+    }
+    fclose(f);
+    return count;
+}
+
+#endif
