@@ -27,7 +27,7 @@ struct mb_test_memcached {
 };
 
 /* Starts memcached on port (0 = a free one). Returns 0 or -errno. */
-static int mb_test_memcached_start(struct mb_test_memcached *m, uint16_t port)
+static inline int mb_test_memcached_start(struct mb_test_memcached *m, uint16_t port)
 {
     char p[16];
     m->port = port ? port : (uint16_t)mb_test_free_port();
@@ -61,7 +61,7 @@ static int mb_test_memcached_start(struct mb_test_memcached *m, uint16_t port)
 }
 
 /* Stops it by pid: SIGTERM, up to 3 s, then SIGKILL; reaps it. */
-static void mb_test_memcached_stop(struct mb_test_memcached *m)
+static inline void mb_test_memcached_stop(struct mb_test_memcached *m)
 {
     if (m->pid <= 0)
         return;
