@@ -1,0 +1,280 @@
+/*
+ * tests/integration/test_upstream_ws.c — the WebSocket upstream through the
+ * real daemon: the test server (--ws PORT, started by the test on a port the
+ * kernel picks) behind one worker, driven by a WebSocket client. tools/list
+ * and tools/call; many calls multiplexed on one upstream connection (counted
+ * on the peer's side from /proc/net/tcp) answered in about one call's time;
+ * a dead backend answered with -32010 naming it, reconnection with backoff
+ * when it returns (same port), and a fresh handshake on the new connection;
+ * progress notifications reaching the caller; ws:// required.
+ */
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/integration/upstream_peer.h"
+#include "tests/support/daemon.h"
+#include "tests/support/testutil.h"
+#include "tests/support/wsclient.h"
+
+#define IO_MS 8000
+
+static struct mb_test_daemon *gw;
+static struct mb_wsclient *client;
+static struct peer srv;
+
+static void teardown(void)
+{
+    mb_wsclient_free(&client);
+    mb_test_daemon_free(&gw);
+    peer_stop(&srv);
+}
+
+#define UW_TEST(name) Test(upstream_ws, name, .fini = teardown, .timeout = 60)
+
+static void start(const char *pool)
+{
+    char extra[2048];
+    peer_start(&srv, "--ws", 0);
+    snprintf(extra, sizeof(extra),
+             "%s"
+             "backends:\n"
+             "  - name: w\n"
+             "    transport: websocket\n"
+             "    endpoints: [{url: \"ws://127.0.0.1:%d/\"}]\n"
+             "    headers: {X-Backend-Token: secret}\n"
+             "    request_timeout: 3s\n",
+             pool ? pool : "", srv.port);
+    struct mb_test_conf conf = {.workers = 1, .extra = extra};
+    int rc = mb_test_daemon_start(&gw, &conf);
+    if (rc) {
+        char *out = gw ? mb_test_daemon_output(gw) : NULL;
+        cr_assert_fail("daemon did not start: %s\n%s", strerror(-rc), out ? out : "");
+    }
+    char err[256];
+    cr_assert_eq(mb_wsclient_connect(&client, gw->port, "/", NULL, IO_MS, err, sizeof(err)), 0,
+                 "%s", err);
+}
+
+static void finish(void)
+{
+    char why[4096];
+    mb_wsclient_free(&client);
+    cr_assert_eq(mb_test_daemon_finish(gw, 8000, why, sizeof(why)), 0, "%s", why);
+}
+
+static cJSON *recv_json(char **raw)
+{
+    struct mb_wsmsg m;
+    int rc = mb_wsclient_recv(client, &m, IO_MS);
+    cr_assert_eq(rc, 0, "no message: %s", strerror(-rc));
+    cr_assert_eq(m.opcode, MB_WS_OP_TEXT, "opcode %d (close %d)", m.opcode, m.close_code);
+    cJSON *j = cJSON_Parse(m.data);
+    cr_assert_not_null(j, "not JSON: %s", m.data);
+    if (raw)
+        *raw = strdup(m.data);
+    return j;
+}
+
+static cJSON *call(const char *req, char **raw)
+{
+    cr_assert_eq(mb_wsclient_send_text(client, req, IO_MS), 0);
+    return recv_json(raw);
+}
+
+static const cJSON *get(const cJSON *o, const char *k)
+{
+    return cJSON_GetObjectItemCaseSensitive(o, k);
+}
+
+static const char *text_of(const cJSON *reply)
+{
+    const cJSON *t = get(cJSON_GetArrayItem(get(get(reply, "result"), "content"), 0), "text");
+    return cJSON_IsString(t) ? t->valuestring : NULL;
+}
+
+static int error_code(const cJSON *reply)
+{
+    const cJSON *code = get(get(reply, "error"), "code");
+    return cJSON_IsNumber(code) ? code->valueint : 0;
+}
+
+/* Calls echo with message and returns the reply (caller frees). */
+static cJSON *echo(int id, const char *message, char **raw)
+{
+    char req[512];
+    snprintf(req, sizeof(req),
+             "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"tools/call\",\"params\":{\"name\":"
+             "\"echo\",\"arguments\":{\"message\":\"%s\"}}}",
+             id, message);
+    return call(req, raw);
+}
+
+/* The backend's count of methods[name] or tools[name]. */
+static int counted(const char *section, const char *name)
+{
+    char *raw = NULL;
+    cJSON *j = call("{\"jsonrpc\":\"2.0\",\"id\":900,\"method\":\"tools/call\",\"params\":{"
+                    "\"name\":\"counter\",\"arguments\":{}}}",
+                    &raw);
+    const cJSON *sc = get(get(j, "result"), "structuredContent");
+    cr_assert(cJSON_IsObject(sc), "counter without structuredContent: %s", raw);
+    const cJSON *n = get(get(sc, section), name);
+    int v = cJSON_IsNumber(n) ? n->valueint : 0;
+    free(raw);
+    cJSON_Delete(j);
+    return v;
+}
+
+UW_TEST(tools_list_and_call)
+{
+    start(NULL);
+    char *raw = NULL;
+    cJSON *j = call("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}", &raw);
+    bool found = false;
+    const cJSON *t;
+    cJSON_ArrayForEach(t, get(get(j, "result"), "tools"))
+    {
+        const cJSON *n = get(t, "name");
+        found |= cJSON_IsString(n) && strcmp(n->valuestring, "echo") == 0;
+    }
+    cr_assert(found, "echo not listed: %s", raw);
+    free(raw);
+    cJSON_Delete(j);
+    j = echo(2, "over ws", &raw);
+    cr_assert_str_eq(text_of(j) ? text_of(j) : "", "over ws", "%s", raw);
+    free(raw);
+    cJSON_Delete(j);
+    cr_expect_eq(counted("tools", "echo"), 1);
+    cr_expect_eq(counted("methods", "initialize"), 1);
+    finish();
+}
+
+UW_TEST(calls_are_multiplexed_on_one_connection)
+{
+    start(NULL);
+    char *raw = NULL, req[256];
+    cJSON *j = echo(1, "warm", &raw);
+    free(raw);
+    cJSON_Delete(j);
+    int64_t t0 = mb_test_now_ms();
+    for (int i = 0; i < 6; i++) {
+        snprintf(req, sizeof(req),
+                 "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"tools/call\",\"params\":{\"name\":"
+                 "\"sleep\",\"arguments\":{\"ms\":700}}}",
+                 10 + i);
+        cr_assert_eq(mb_wsclient_send_text(client, req, IO_MS), 0);
+    }
+    mb_test_sleep_ms(300);
+    cr_expect_eq(peer_established(&srv), 1, "one upstream connection carries them all");
+    for (int i = 0; i < 6; i++) {
+        j = recv_json(&raw);
+        cr_expect(text_of(j) && strstr(text_of(j), "slept") != NULL, "%s", raw);
+        free(raw);
+        cJSON_Delete(j);
+    }
+    int64_t took = mb_test_now_ms() - t0;
+    cr_expect_lt(took, 6 * 700, "6 sleeps of 700 ms took %lld ms: not concurrent", (long long)took);
+    cr_expect_eq(counted("tools", "sleep"), 6);
+    finish();
+}
+
+UW_TEST(dead_backend_errors_then_reconnects)
+{
+    start(NULL);
+    char *raw = NULL;
+    cJSON *j = echo(1, "alive", &raw);
+    free(raw);
+    cJSON_Delete(j);
+    int port = srv.port;
+    peer_stop(&srv);
+    mb_test_sleep_ms(200);
+
+    j = echo(10, "dead", &raw);
+    cr_expect_eq(error_code(j), -32010, "%s", raw);
+    const cJSON *b = get(get(get(j, "error"), "data"), "backend");
+    cr_expect(cJSON_IsString(b) && strcmp(b->valuestring, "w") == 0, "%s", raw);
+    free(raw);
+    cJSON_Delete(j);
+
+    peer_start(&srv, "--ws", port);
+    bool ok = false;
+    int64_t deadline = mb_test_now_ms() + 15000;
+    for (int id = 100; !ok && mb_test_now_ms() < deadline; id++) {
+        j = echo(id, "back", &raw);
+        ok = text_of(j) && strcmp(text_of(j), "back") == 0;
+        free(raw);
+        cJSON_Delete(j);
+        if (!ok)
+            mb_test_sleep_ms(200);
+    }
+    cr_expect(ok, "the backend did not come back");
+    /* The new connection ran its own handshake with the new server. */
+    cr_expect_eq(counted("methods", "initialize"), 1);
+    cr_expect(mb_test_daemon_log_contains(gw, "reconnecting"));
+    finish();
+}
+
+UW_TEST(progress_reaches_the_caller)
+{
+    start(NULL);
+    cr_assert_eq(mb_wsclient_send_text(
+                     client,
+                     "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/call\",\"params\":{\"name\":"
+                     "\"progress\",\"arguments\":{\"steps\":3},\"_meta\":{"
+                     "\"progressToken\":7}}}",
+                     IO_MS),
+                 0);
+    int progress = 0;
+    for (;;) {
+        char *raw = NULL;
+        cJSON *j = recv_json(&raw);
+        if (cJSON_IsString(get(j, "method"))) {
+            const cJSON *tok = get(get(j, "params"), "progressToken");
+            cr_expect(cJSON_IsNumber(tok) && tok->valueint == 7, "%s", raw);
+            progress++;
+            free(raw);
+            cJSON_Delete(j);
+            continue;
+        }
+        cr_expect_not_null(get(j, "result"), "%s", raw);
+        free(raw);
+        cJSON_Delete(j);
+        break;
+    }
+    cr_expect_eq(progress, 3);
+    finish();
+}
+
+Test(upstream_ws, needs_ws_urls, .timeout = 30)
+{
+    static const struct {
+        const char *yaml, *want;
+    } cases[] = {
+        {"backends: [{name: w, transport: websocket, endpoints: [{url: \"http://127.0.0.1:1/\"}]}]",
+         "needs ws://"},
+        {"backends: [{name: w, transport: websocket, endpoints: [{url: \"wss://127.0.0.1:1/\"}]}]",
+         "not supported yet"},
+        {"backends: [{name: w, transport: websocket, endpoints: [{url: \"ws://127.0.0.1:1/\"}], "
+         "headers: {\"Sec-WebSocket-Protocol\": x}}]",
+         "set by the gateway"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct mb_test_daemon *d = NULL;
+        struct mb_test_conf conf = {.workers = 1, .extra = cases[i].yaml};
+        cr_assert_eq(mb_test_daemon_new(&d, &conf), 0);
+        char bin[PATH_MAX], *out = NULL;
+        int status;
+        mb_test_bin_path(bin, sizeof(bin), "mcp-bridge");
+        char *argv[] = {bin, "-t", "-c", d->conf_path, NULL};
+        cr_assert_eq(mb_test_run(argv, 10000, &status, &out), 0);
+        cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 1, "case %zu: status %d: %s", i,
+                  status, out ? out : "");
+        cr_expect(out && strstr(out, cases[i].want), "case %zu: want \"%s\" in: %s", i,
+                  cases[i].want, out ? out : "");
+        free(out);
+        mb_test_daemon_free(&d);
+    }
+}
