@@ -19,10 +19,10 @@
  *      The quiet period is what makes a reload lose nothing: a client that
  *      connected just before the QUIT and has not sent its request yet, or
  *      that has one in flight, is not cut off; a client that keeps sending
- *      keeps its connection until shutdown_timeout. The gateway answers
- *      everything synchronously today, so "in flight" means queued for the
- *      client; when requests go to backends (issue 3) an outstanding request
- *      will also count as activity.
+ *      keeps its connection until shutdown_timeout. "In flight" means a
+ *      reply queued for the client or a request of the client still waiting
+ *      at a backend (conn.h mb_conn_idle_out: router.c counts them), so a
+ *      reload never cuts off a slow tools/call.
  *
  *   3. Exit 0 as soon as no connection is left.
  *
