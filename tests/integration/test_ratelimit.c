@@ -65,6 +65,7 @@ Test(ratelimit, two_workers_share_one_budget, .fini = teardown, .timeout = 60)
             max_retry = a.retry_after_ms;
     }
     double e = (double)(mb_test_now_ms() - t0) / 1000.0;
+    cr_log_info("admitted %ld, rejected %ld in %.3f s", admitted, rejected, e);
     cr_assert_lt(e, 4.0, "too slow for the bound to tell one budget from two (%.2f s)", e);
     cr_expect_geq(admitted, B, "the burst is admitted");
     cr_expect_leq(admitted, B + (long)floor(R * e) + 1,
