@@ -163,7 +163,7 @@ Test(loader, unsupported_features_read_off)
 {
     struct mb_conf *c = load_ok("");
 
-    cr_expect_eq(c->connection_pool.enabled, false);
+    cr_expect_eq(c->connection_pool.enabled, true, "built: the contract's default");
     cr_expect_eq(c->connection_pool.max_idle_conns, 1000);
     cr_expect_eq(c->connection_pool.idle_conn_timeout, 90000);
     cr_expect_eq(c->rate_limit.enabled, true, "built: the contract's default");
@@ -422,8 +422,8 @@ Test(errors, not_supported_yet)
     load_fails("sessions:\n  ttl: 1h\n", "t.yaml:2:3: sessions.ttl: not supported yet");
     load_fails("routing:\n  strategy: round_robin\n",
                "t.yaml:2:3: routing.strategy: not supported yet");
-    load_fails("connection_pool:\n  max_idle_conns: 5\n",
-               "t.yaml:2:3: connection_pool.max_idle_conns: not supported yet");
+    load_fails("connection_pool:\n  tls_handshake_timeout: 5s\n",
+               "t.yaml:2:3: connection_pool.tls_handshake_timeout: not supported yet");
     load_fails("caching:\n  response_cache:\n    ttl: 5s\n",
                "t.yaml:3:5: caching.response_cache.ttl: not supported yet");
 }
