@@ -352,6 +352,48 @@ UH_TEST(progress_over_sse_reaches_the_caller)
     finish();
 }
 
+UH_TEST(endpoints_weighted_each_with_its_own_session)
+{
+    struct peer second = {0};
+    char extra[2048];
+    peer_start(&srv, "--http", 0);
+    peer_start(&second, "--http", 0);
+    snprintf(extra, sizeof(extra),
+             "backends:\n"
+             "  - name: h\n"
+             "    transport: http\n"
+             "    endpoints:\n"
+             "      - {url: \"http://127.0.0.1:%d/mcp\", weight: 1}\n"
+             "      - {url: \"http://127.0.0.1:%d/mcp\", weight: 3}\n",
+             srv.port, second.port);
+    struct mb_test_conf conf = {.workers = 1, .extra = extra};
+    int rc = mb_test_daemon_start(&gw, &conf);
+    if (rc) {
+        peer_stop(&second);
+        cr_assert_fail("daemon did not start: %s", strerror(-rc));
+    }
+    char err[256], *raw = NULL;
+    cr_assert_eq(mb_wsclient_connect(&client, gw->port, "/", NULL, IO_MS, err, sizeof(err)), 0,
+                 "%s", err);
+    for (int i = 0; i < 8; i++) {
+        cJSON *j = echo(1 + i, "rr", &raw);
+        cr_expect_str_eq(text_of(j) ? text_of(j) : "", "rr", "%s", raw);
+        free(raw);
+        cJSON_Delete(j);
+    }
+    /* Smooth weighted round robin over 1:3: exactly 2 and 6 of 8 in a row. */
+    int a = peer_counted(&srv, "tools", "echo"), b = peer_counted(&second, "tools", "echo");
+    /* Each endpoint got one handshake from the gateway (plus the test's own). */
+    int ia = peer_counted(&srv, "methods", "initialize");
+    int ib = peer_counted(&second, "methods", "initialize");
+    peer_stop(&second);
+    cr_expect_eq(a, 2, "weight 1 endpoint got %d of 8", a);
+    cr_expect_eq(b, 6, "weight 3 endpoint got %d of 8", b);
+    cr_expect_eq(ia, 1 + 2, "initialize at the first endpoint: %d", ia);
+    cr_expect_eq(ib, 1 + 2, "initialize at the second endpoint: %d", ib);
+    finish();
+}
+
 Test(upstream_http, config_checks, .timeout = 30)
 {
     static const struct {

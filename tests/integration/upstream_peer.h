@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "tests/support/daemon.h"
+#include "tests/support/net.h"
 #include "tests/support/testutil.h"
 
 struct peer {
@@ -118,6 +119,63 @@ static inline int peer_established(const struct peer *p)
     }
     fclose(f);
     return count;
+}
+
+/* One POST to the peer's /mcp with "Connection: close"; the response
+ * (headers and body) into resp. */
+static inline void peer_post(const struct peer *p, const char *session, const char *body,
+                             char *resp, size_t cap)
+{
+    char req[2048];
+    int fd = mb_test_tcp_connect((uint16_t)p->port, 5000);
+    cr_assert_geq(fd, 0);
+    snprintf(req, sizeof(req),
+             "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+             "Accept: application/json, text/event-stream\r\nConnection: close\r\n"
+             "%s%s%sContent-Length: %zu\r\n\r\n%s",
+             session ? "Mcp-Session-Id: " : "", session ? session : "", session ? "\r\n" : "",
+             strlen(body), body);
+    cr_assert_eq(mb_test_send_all(fd, req, strlen(req), 5000), 0);
+    size_t n = 0;
+    long r;
+    while (n < cap - 1 && (r = mb_test_recv_some(fd, resp + n, cap - 1 - n, 5000)) > 0)
+        n += (size_t)r;
+    resp[n] = '\0';
+    close(fd);
+}
+
+/* The peer's own count (its `counter` tool) of tools[name] or methods[name],
+ * asked directly over a session of the test's own (which adds one
+ * initialize to what the peer counts). */
+static inline int peer_counted(const struct peer *p, const char *section, const char *name)
+{
+    char resp[16384], sid[256] = "", pat[128];
+    peer_post(p, NULL,
+              "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{"
+              "\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},\"clientInfo\":{\"name\":"
+              "\"t\",\"version\":\"1\"}}}",
+              resp, sizeof(resp));
+    const char *h = strcasestr(resp, "\nmcp-session-id:");
+    cr_assert_not_null(h, "no session from the peer: %s", resp);
+    sscanf(h + 16, " %255[^\r\n]", sid);
+    peer_post(p, sid,
+              "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":"
+              "\"counter\",\"arguments\":{}}}",
+              resp, sizeof(resp));
+    /* structuredContent: {..."methods":{...},"tools":{...}} */
+    const char *sc = strstr(resp, "\"structuredContent\"");
+    cr_assert_not_null(sc, "%s", resp);
+    const char *sec = NULL;
+    snprintf(pat, sizeof(pat), "\"%s\":{", section);
+    sec = strstr(sc, pat);
+    if (sec == NULL)
+        return 0;
+    const char *end = strchr(sec, '}');
+    snprintf(pat, sizeof(pat), "\"%s\":", name);
+    const char *v = strstr(sec, pat);
+    if (v == NULL || (end && v > end))
+        return 0;
+    return atoi(v + strlen(pat));
 }
 
 #endif
