@@ -46,6 +46,7 @@
  *   rate-limit buckets survive every reload.
  */
 #include "master/master.h"
+#include "master/shmsize.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -437,12 +438,18 @@ static void reload(void)
     /* The region (and its rate-limit buckets) is kept across reloads: a
      * new capacity would need a new region, and a reload must never hand a
      * client a fresh budget, so it waits for a restart. */
-    struct mb_shm_params shape = {.worker_capacity = M.shm->worker_capacity,
-                                  .ratelimit_capacity = conf->rate_limit.capacity};
-    if (!mb_shm_same_shape(M.shm, &shape))
-        mb_log_warn("rate_limit.capacity changed to %u: the rate-limit table keeps %u buckets "
-                    "until a restart",
-                    conf->rate_limit.capacity, M.shm->ratelimit.capacity);
+    struct mb_shm_params shape;
+    mb_shmsize_params(conf, M.shm->worker_capacity, &shape);
+    if (!mb_shm_same_shape(M.shm, &shape)) {
+        if (conf->rate_limit.capacity != M.shm->ratelimit.capacity)
+            mb_log_warn("rate_limit.capacity changed to %u: the rate-limit table keeps %u buckets "
+                        "until a restart",
+                        conf->rate_limit.capacity, M.shm->ratelimit.capacity);
+        else
+            mb_log_warn("caching sizes changed (caching.enabled, max_size, max_entry_size, "
+                        "backends or server.max_message_size): the caches keep their size "
+                        "until a restart");
+    }
     struct generation *g = gen_new(conf, &socks);
     if (g == NULL) {
         mb_log_error("reload failed: out of memory");

@@ -31,9 +31,10 @@
 #include "master/listen.h"
 #include "master/master.h"
 #include "master/pidfile.h"
+#include "master/shmsize.h"
 #include "shm/shm.h"
 
-#define DEFAULT_CONF "/etc/mcp-bridge/gateway.yaml"
+#define DEFAULT_CONF   "/etc/mcp-bridge/gateway.yaml"
 #define WORKER_RECORDS 512 /* shm worker table: enough for every slot of two generations */
 
 /* X(short, long, argument name or NULL, help) */
@@ -50,8 +51,7 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: mcp-bridge [options]\n\nMCP gateway (version %s).\n\noptions:\n",
             MB_VERSION);
-#define X(s, l, arg, help)                                                                         \
-    fprintf(out, "  -%c, --%-11s %-7s %s\n", s, l, arg ? arg : "", help);
+#define X(s, l, arg, help) fprintf(out, "  -%c, --%-11s %-7s %s\n", s, l, arg ? arg : "", help);
     CLI_OPTIONS(X)
 #undef X
     fprintf(out, "\nsignals to the master: HUP reload, TERM/INT fast stop, QUIT graceful stop,\n"
@@ -94,13 +94,27 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
     opterr = 0;
     while ((c = getopt_long(argc, argv, built, longopts, NULL)) != -1) {
         switch (c) {
-        case 'c': cli->conf_path = optarg; break;
-        case 't': cli->test = 1; break;
-        case 'g': cli->foreground = 1; break;
-        case 'p': cli->pid_file = optarg; break;
-        case 's': cli->signal = optarg; break;
-        case 'v': printf("mcp-bridge version %s\n", MB_VERSION); exit(MB_EXIT_OK);
-        case 'h': usage(stdout); exit(MB_EXIT_OK);
+        case 'c':
+            cli->conf_path = optarg;
+            break;
+        case 't':
+            cli->test = 1;
+            break;
+        case 'g':
+            cli->foreground = 1;
+            break;
+        case 'p':
+            cli->pid_file = optarg;
+            break;
+        case 's':
+            cli->signal = optarg;
+            break;
+        case 'v':
+            printf("mcp-bridge version %s\n", MB_VERSION);
+            exit(MB_EXIT_OK);
+        case 'h':
+            usage(stdout);
+            exit(MB_EXIT_OK);
         default:
             if (optopt)
                 fprintf(stderr, "mcp-bridge: option -%c: %s\n", optopt,
@@ -133,8 +147,7 @@ static int send_signal(const struct cli *cli)
         if (strcmp(cli->signal, names[i].name) == 0)
             sig = names[i].sig;
     if (sig == 0) {
-        fprintf(stderr, "mcp-bridge: -s %s: expected reload, stop, quit or reopen\n",
-                cli->signal);
+        fprintf(stderr, "mcp-bridge: -s %s: expected reload, stop, quit or reopen\n", cli->signal);
         return MB_EXIT_FATAL;
     }
     char err[1024];
@@ -283,9 +296,10 @@ int main(int argc, char **argv)
     struct mb_shm *shm = NULL;
     /* The rate-limit table is sized even when rate_limit.enabled is false,
      * so a reload can switch limiting on without a new region (32 bytes per
-     * slot, two slots per bucket: 4 MiB at the default 65536). */
-    struct mb_shm_params params = {.worker_capacity = WORKER_RECORDS,
-                                   .ratelimit_capacity = conf->rate_limit.capacity};
+     * slot, two slots per bucket: 4 MiB at the default 65536). The caches
+     * are sized from caching.* (master/shmsize.c). */
+    struct mb_shm_params params;
+    mb_shmsize_params(conf, WORKER_RECORDS, &params);
     if (mb_shm_create(conf->shm.path, &params, &shm, err, sizeof(err)) != MB_OK) {
         mb_log_error("%s", err);
         mb_pidfile_remove(pid_path);

@@ -91,6 +91,36 @@ enum mb_req_status {
     X(DURATION_##M, "request_duration." MN, "Time to answer a request, by method.")
 
 /*
+ * The shared caches (shm/cache.h): one counter per statistic and cache,
+ * "cache_<stat>.<cache>", a block generated stat-major, cache-minor like the
+ * request matrix (a new cache or statistic is a major change).
+ */
+#define MB_CACHE_NAMES(X, A, S, SN, H)                                                             \
+    X(A, S, SN, H, DISCOVERY, "discovery")                                                         \
+    X(A, S, SN, H, RESPONSE, "response")                                                           \
+    X(A, S, SN, H, AUTH, "auth")
+#define MB_CACHE_STATS(X, A)                                                                       \
+    X(A, HITS, "hits", "Lookups answered from a shared cache, by cache.")                          \
+    X(A, MISSES, "misses", "Lookups that found nothing usable (absent, expired, overwritten).")    \
+    X(A, STORES, "stores", "Entries written into a shared cache.")                                 \
+    X(A, STORED_BYTES, "stored_bytes", "Bytes of the entries written into a shared cache.")        \
+    X(A, EVICTIONS, "evictions", "Live entries pushed out by newer ones (slots or arena space).")  \
+    X(A, INVALIDATIONS, "invalidations", "Entries removed because their source changed.")          \
+    X(A, OVERSIZE, "oversize", "Entries not stored: larger than the cache's max entry size.")
+
+enum mb_cache_stat {
+#define MB_X_(a, id, name, help) MB_CACHE_STAT_##id,
+    MB_CACHE_STATS(MB_X_, _)
+#undef MB_X_
+        MB_CACHE_STAT__COUNT
+};
+
+#define MB_CACHE_ROW_(X, S, SN, H, C, CN)                                                          \
+    X(CACHE_##S##_##C, "cache_" SN "." CN, MB_CTR_COUNTER, "cache_" SN, CN, H)
+#define MB_CACHE_BY_STAT_(X, S, SN, H) MB_CACHE_NAMES(MB_CACHE_ROW_, X, S, SN, H)
+#define MB_CACHE_COUNTERS_(X)          MB_CACHE_STATS(MB_CACHE_BY_STAT_, X)
+
+/*
  * X(ID, name, type, family, kind, help)
  *   name    the key in the dump tool and its JSON ("family" or "family.kind")
  *   family  the metric family (/metrics: mcp_bridge_<family>)
@@ -152,7 +182,8 @@ enum mb_req_status {
       "Round trips to memcached that failed (unreachable, timeout, bad reply).")                   \
     X(RATELIMIT_FALLBACK, "ratelimit_fallback", MB_CTR_COUNTER, "ratelimit_fallback", NULL,        \
       "Rate-limit decisions made while memcached was unreachable "                                 \
-      "(rate_limit.memcached.on_error).")
+      "(rate_limit.memcached.on_error).")                                                          \
+    MB_CACHE_COUNTERS_(X)
 
 /* X(ID, name, help): latency histograms in the buckets of layout.h §4. */
 #define MB_HISTOGRAMS(X)                                                                           \
@@ -200,6 +231,14 @@ _Static_assert(MB_HIST_DURATION_INVALID - MB_HIST_DURATION_INITIALIZE + 1 == MB_
 static inline enum mb_counter mb_counters_request_id(enum mb_method m, enum mb_req_status s)
 {
     return (enum mb_counter)(MB_CTR_REQ_INITIALIZE_OK + (int)m * MB_REQ__COUNT + (int)s);
+}
+_Static_assert(MB_CTR_CACHE_OVERSIZE_AUTH - MB_CTR_CACHE_HITS_DISCOVERY + 1 ==
+                   MB_CACHE_STAT__COUNT * 3,
+               "the cache counters are contiguous");
+/* The counter of a statistic of a cache (0 discovery, 1 response, 2 auth). */
+static inline enum mb_counter mb_counters_cache_id(enum mb_cache_stat s, uint32_t cache)
+{
+    return (enum mb_counter)(MB_CTR_CACHE_HITS_DISCOVERY + (int)s * 3 + (int)cache);
 }
 static inline enum mb_hist mb_counters_method_hist(enum mb_method m)
 {

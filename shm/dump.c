@@ -6,9 +6,10 @@
  *
  * Output: the header, the worker records in use, every counter (total and
  * rate per second), the latency histograms as percentiles, and the
- * rate-limit table's occupancy and busiest keys; as text, or as
+ * rate-limit table's occupancy and busiest keys, and per shared cache its
+ * entries, bytes, hit ratio and evictions; as text, or as
  * one JSON object (--json) whose top-level names (header, workers, counters,
- * rates, histograms, ratelimit) are a contract with the tests and with operators'
+ * rates, histograms, ratelimit, caches) are a contract with the tests and with operators'
  * scripts. --watch refreshes; the rate is then over the refresh interval,
  * otherwise the average since the region was created. When the gateway
  * replaces its region (the file at PATH is a new inode), --watch follows it.
@@ -268,6 +269,88 @@ static void add_ratelimit_json(cJSON *root, const struct mb_shm *shm)
     }
 }
 
+/* ---------------------------------------------------------------- caches */
+
+/* Hit ratio of a cache from the summed counters; -1 before any lookup. */
+static double hit_ratio(const struct snap *cur, uint32_t id)
+{
+    size_t h = mb_counters_cache_id(MB_CACHE_STAT_HITS, id);
+    size_t m = mb_counters_cache_id(MB_CACHE_STAT_MISSES, id);
+    if (h >= cur->nctr || m >= cur->nctr || cur->ctr[h] + cur->ctr[m] == 0)
+        return -1;
+    return (double)cur->ctr[h] / (double)(cur->ctr[h] + cur->ctr[m]);
+}
+
+static uint64_t cache_ctr(const struct snap *cur, enum mb_cache_stat st, uint32_t id)
+{
+    size_t i = mb_counters_cache_id(st, id);
+    return i < cur->nctr ? cur->ctr[i] : 0;
+}
+
+static void print_caches_text(const struct mb_shm *shm, const struct snap *cur)
+{
+    uint64_t now = mb_time_mono_ms();
+    printf("\nCACHES\n%-10s %8s %8s %12s %12s %10s %10s %10s %8s\n", "cache", "entries", "slots",
+           "bytes", "arena", "hit_ratio", "evictions", "stores", "leases");
+    int any = 0;
+    for (uint32_t i = 0; i < MB_CACHE_KINDS; i++) {
+        const struct mb_cache *c = &shm->caches[i];
+        if (c->hdr == NULL)
+            continue;
+        any = 1;
+        struct mb_cache_stats st;
+        mb_cache_stats(c, now, &st);
+        double r = hit_ratio(cur, i);
+        char ratio[16];
+        if (r < 0)
+            snprintf(ratio, sizeof(ratio), "-");
+        else
+            snprintf(ratio, sizeof(ratio), "%.1f%%", 100.0 * r);
+        printf("%-10s %8llu %8llu %12llu %12llu %10s %10llu %10llu %8llu\n", mb_cache_name(i),
+               (unsigned long long)st.entries, (unsigned long long)st.slots,
+               (unsigned long long)st.bytes, (unsigned long long)st.arena, ratio,
+               (unsigned long long)cache_ctr(cur, MB_CACHE_STAT_EVICTIONS, i),
+               (unsigned long long)cache_ctr(cur, MB_CACHE_STAT_STORES, i),
+               (unsigned long long)st.leases);
+    }
+    if (!any)
+        printf("(no caches in this region: caching is off)\n");
+}
+
+static void add_caches_json(cJSON *root, const struct mb_shm *shm, const struct snap *cur)
+{
+    uint64_t now = mb_time_mono_ms();
+    cJSON *o = cJSON_AddObjectToObject(root, "caches");
+    for (uint32_t i = 0; i < MB_CACHE_KINDS; i++) {
+        const struct mb_cache *c = &shm->caches[i];
+        if (c->hdr == NULL)
+            continue;
+        struct mb_cache_stats st;
+        mb_cache_stats(c, now, &st);
+        cJSON *e = cJSON_AddObjectToObject(o, mb_cache_name(i));
+        cJSON_AddNumberToObject(e, "entries", (double)st.entries);
+        cJSON_AddNumberToObject(e, "bytes", (double)st.bytes);
+        cJSON_AddNumberToObject(e, "slots", (double)st.slots);
+        cJSON_AddNumberToObject(e, "arena_bytes", (double)st.arena);
+        cJSON_AddNumberToObject(e, "max_entry_bytes", (double)st.max_entry);
+        cJSON_AddNumberToObject(e, "leases", (double)st.leases);
+        cJSON_AddNumberToObject(e, "writing", (double)st.writing);
+        cJSON_AddNumberToObject(e, "stale", (double)st.stale);
+        double r = hit_ratio(cur, i);
+        if (r < 0)
+            cJSON_AddNullToObject(e, "hit_ratio");
+        else
+            cJSON_AddNumberToObject(e, "hit_ratio", r);
+        cJSON_AddNumberToObject(e, "hits", (double)cache_ctr(cur, MB_CACHE_STAT_HITS, i));
+        cJSON_AddNumberToObject(e, "misses", (double)cache_ctr(cur, MB_CACHE_STAT_MISSES, i));
+        cJSON_AddNumberToObject(e, "stores", (double)cache_ctr(cur, MB_CACHE_STAT_STORES, i));
+        cJSON_AddNumberToObject(e, "evictions", (double)cache_ctr(cur, MB_CACHE_STAT_EVICTIONS, i));
+        cJSON_AddNumberToObject(e, "invalidations",
+                                (double)cache_ctr(cur, MB_CACHE_STAT_INVALIDATIONS, i));
+        cJSON_AddNumberToObject(e, "oversize", (double)cache_ctr(cur, MB_CACHE_STAT_OVERSIZE, i));
+    }
+}
+
 /* ---------------------------------------------------------------- text */
 
 static void print_text(const struct view *v, const struct mb_shm *shm, const struct snap *cur,
@@ -342,6 +425,7 @@ static void print_text(const struct view *v, const struct mb_shm *shm, const str
                (unsigned long long)hs->count, mean, p50, p90, p99);
     }
     print_ratelimit_text(shm);
+    print_caches_text(shm, cur);
 }
 
 /* ---------------------------------------------------------------- JSON */
@@ -445,6 +529,7 @@ static cJSON *build_json(const struct view *v, const struct mb_shm *shm, const s
         cJSON_AddItemToArray(bs, e);
     }
     add_ratelimit_json(root, shm);
+    add_caches_json(root, shm, cur);
     return root;
 }
 

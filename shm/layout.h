@@ -122,8 +122,44 @@
  *   a key changes only while its slot is claimed. The algorithm, and why a
  *   process killed at any instruction leaves a usable table, is specified at
  *   the top of shm/ratelimit.c.
- * 6. CACHE (type 5) and 7. BACKEND STATS (type 6): reserved type numbers,
- *    specified by their implementation when they are added (a minor bump).
+ * 6. CACHES (type 5; one section per cache; entry_size 1, count = the bytes
+ *    of the cache's area; items = the cache id: 0 discovery, 1 response,
+ *    2 auth; absent when caching is off)
+ *
+ *   A cache area is a header, an index of slots and a value arena:
+ *
+ *     struct mb_shm_cache_hdr (128 bytes)  id, nslots, arena_size,
+ *                      max_entry, and `head` (atomic, on its own cache line):
+ *                      the arena's write position as a 64-bit byte count
+ *                      that only grows (the "logical" position).
+ *     nslots x struct mb_shm_cache_slot (64 bytes, one cache line each)
+ *     arena_size bytes of values.
+ *
+ *   A slot: `ver` (the seqlock word), the 128-bit key hash, `pos` (logical
+ *   arena position of the value), `len`, `expires_ms` (CLOCK_MONOTONIC ms,
+ *   the same clock in every process), `flags` (0 empty or deleted, 1 value,
+ *   2 lease), `stored_ms`, and `sum`, a 64-bit hash of the value bytes.
+ *   `ver` is 0 for a slot never used (it ends a probe sequence: slots never
+ *   become 0 again), even and > 0 for a stable slot (the write sequence
+ *   number times 2), odd while a process writes the slot: then bits 1..16
+ *   name the writer (its worker record) and bits 17..63 the sequence number
+ *   the writer will publish. Every other field changes only while `ver` is
+ *   odd.
+ *
+ *   A value lives at physical offset pos % arena_size and never wraps (a
+ *   reservation that would cross the end starts at offset 0 instead). A
+ *   writer reserves space by compare-and-swap on `head`, so the arena is
+ *   written as a ring: a value is overwritten exactly when head > pos +
+ *   arena_size, which every reader checks after copying the value out.
+ *   Keys are found by linear probing from key.lo % nslots, at most
+ *   MB_CACHE_PROBE slots; nslots is the configured max_size, so the number
+ *   of entries can never exceed it. The algorithm (readers copy out and
+ *   re-check `ver`, `head` and `sum`; writers claim with CAS; leases;
+ *   eviction of the oldest entry in the probe window) and its crash safety
+ *   are specified at the top of shm/cache.c.
+ *
+ * 7. BACKEND STATS (type 6): reserved type number, specified by its
+ *    implementation when it is added (a minor bump).
  */
 #ifndef MB_SHM_LAYOUT_H
 #define MB_SHM_LAYOUT_H
@@ -133,7 +169,7 @@
 
 #define MB_SHM_MAGIC        0x4d42524447534d31ull /* "MBRDGSM1" */
 #define MB_SHM_LAYOUT_MAJOR 1
-#define MB_SHM_LAYOUT_MINOR 0
+#define MB_SHM_LAYOUT_MINOR 1
 
 #define MB_SHM_ALIGN        64 /* every section starts on a cache line */
 #define MB_SHM_MAX_SECTIONS 16
@@ -241,5 +277,36 @@ struct mb_shm_rl_slot {
 };
 _Static_assert(sizeof(struct mb_shm_rl_slot) == 32, "rate-limit slot");
 _Static_assert(offsetof(struct mb_shm_rl_slot, tat) == 16, "rate-limit slot layout");
+
+/* Cache area header (§6). 128 bytes: the read-only geometry on the first
+ * cache line, the writers' hot `head` alone on the second. */
+#define MB_SHM_CACHE_MAGIC 0x4d42434143484531ull /* "MBCACHE1" */
+struct mb_shm_cache_hdr {
+    uint64_t magic;
+    uint32_t id;     /* 0 discovery, 1 response, 2 auth */
+    uint32_t nslots; /* = the configured maximum of entries */
+    uint64_t arena_size;
+    uint64_t max_entry; /* larger values are not stored */
+    uint8_t _pad0[32];
+    uint64_t head; /* atomic: logical write position in the arena */
+    uint8_t _pad1[56];
+};
+_Static_assert(sizeof(struct mb_shm_cache_hdr) == 128, "cache header");
+_Static_assert(offsetof(struct mb_shm_cache_hdr, head) == 64, "cache head on its own line");
+
+/* Cache slot (§6): one cache line. */
+struct mb_shm_cache_slot {
+    uint64_t ver; /* atomic seqlock word: 0 never used, even stable, odd being written */
+    uint64_t key_lo;
+    uint64_t key_hi;
+    uint64_t pos; /* logical arena position of the value */
+    uint64_t expires_ms;
+    uint32_t len;
+    uint32_t flags; /* 0 empty/deleted, 1 value, 2 lease */
+    uint64_t stored_ms;
+    uint64_t sum; /* hash of the value bytes */
+};
+_Static_assert(sizeof(struct mb_shm_cache_slot) == 64, "cache slot is one cache line");
+_Static_assert(offsetof(struct mb_shm_cache_slot, len) == 40, "cache slot layout");
 
 #endif

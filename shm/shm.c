@@ -58,6 +58,9 @@ static uint64_t plan_layout(struct mb_shm_header *h, const struct mb_shm_params 
     if (p->ratelimit_capacity > 0)
         add_section(h, &off, MB_SHM_SEC_RATELIMIT, sizeof(struct mb_shm_rl_slot),
                     mb_ratelimit_slots_for(p->ratelimit_capacity), p->ratelimit_capacity);
+    for (uint32_t i = 0; i < MB_CACHE_KINDS; i++)
+        if (p->caches[i].slots > 0)
+            add_section(h, &off, MB_SHM_SEC_CACHE, 1, mb_cache_area_bytes(&p->caches[i]), i);
     return off;
 }
 
@@ -133,6 +136,23 @@ static int bind_sections(struct mb_shm *shm, char *err, size_t errlen)
         shm->ratelimit.nslots = rl->count;
         shm->ratelimit.capacity = rl->items;
     }
+    for (uint32_t i = 0; i < MB_CACHE_KINDS; i++) {
+        memset(&shm->caches[i], 0, sizeof(shm->caches[i]));
+        shm->caches[i].owner = MB_CACHE_OWNER_NONE;
+    }
+    for (uint32_t i = 0; i < shm->hdr->nsections && i < MB_SHM_MAX_SECTIONS; i++) {
+        const struct mb_shm_section *cs = &shm->hdr->sections[i];
+        if (cs->type != MB_SHM_SEC_CACHE)
+            continue;
+        struct mb_cache tmp;
+        if (cs->entry_size != 1 || cs->items >= MB_CACHE_KINDS ||
+            mb_cache_bind(&tmp, base + cs->offset, cs->count, shm, shm->hdr->hash_seed) != 0 ||
+            tmp.id != cs->items) {
+            snprintf(err, errlen, "%s: malformed cache section", shm->path);
+            return MB_ERR;
+        }
+        shm->caches[cs->items] = tmp;
+    }
     return 0;
 }
 
@@ -168,6 +188,12 @@ int mb_shm_create(const char *path, const struct mb_shm_params *p, struct mb_shm
                  p->worker_capacity, MB_SHM_MAX_WORKER_RECORDS);
         return MB_ERR;
     }
+    for (uint32_t i = 0; i < MB_CACHE_KINDS; i++)
+        if (p->caches[i].slots > 0 && !mb_cache_size_valid(&p->caches[i])) {
+            snprintf(err, errlen, "%s: %s cache size out of range (%u slots, %llu bytes)", path,
+                     mb_cache_name(i), p->caches[i].slots, (unsigned long long)p->caches[i].arena);
+            return MB_ERR;
+        }
     if (p->ratelimit_capacity > MB_RL_MAX_CAPACITY) {
         snprintf(err, errlen, "%s: rate-limit capacity %u over the maximum %u", path,
                  p->ratelimit_capacity, MB_RL_MAX_CAPACITY);
@@ -224,6 +250,10 @@ int mb_shm_create(const char *path, const struct mb_shm_params *p, struct mb_shm
     h->master_pid = (int32_t)getpid();
     h->birth_ms = mb_time_wall_ms();
     fill_seed(h->hash_seed);
+    for (uint32_t i = 0; i < h->nsections; i++)
+        if (h->sections[i].type == MB_SHM_SEC_CACHE)
+            mb_cache_format((char *)base + h->sections[i].offset, h->sections[i].items,
+                            &p->caches[h->sections[i].items]);
     __atomic_store_n(&h->state, MB_SHM_INITIALIZING, __ATOMIC_RELEASE);
 
     shm = calloc(1, sizeof(*shm));
@@ -419,6 +449,8 @@ void mb_shm_worker_reaped(struct mb_shm *shm, uint32_t index, int wait_status, b
     __atomic_store_n(&w->connections, 0, __ATOMIC_RELAXED);
     mb_counters_fold(shm, index);
     mb_ratelimit_repair(&shm->ratelimit, index);
+    for (uint32_t i = 0; i < MB_CACHE_KINDS; i++)
+        mb_cache_repair(&shm->caches[i], index);
     __atomic_store_n(&w->state, free_record ? MB_WORKER_FREE : MB_WORKER_EXITED, __ATOMIC_RELEASE);
 }
 

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "shm/cache.h"
 #include "shm/layout.h"
 #include "shm/ratelimit.h"
 
@@ -40,12 +41,17 @@ struct mb_shm {
     /* The rate-limit table (ratelimit.h); .slots == NULL when the region has
      * none. Per-process: a worker sets its owner after fork. */
     struct mb_ratelimit ratelimit;
+    /* The shared caches (cache.h), by enum mb_cache_id; .hdr == NULL when the
+     * region has none. Per-process, like ratelimit. */
+    struct mb_cache caches[MB_CACHE_KINDS];
 };
 
 /* What decides the region's shape; derived from the config by the master. */
 struct mb_shm_params {
     uint32_t worker_capacity;    /* records in the worker table (>= 2 * workers + 2) */
     uint32_t ratelimit_capacity; /* rate-limit buckets (rate_limit.capacity); 0 = no table */
+    /* The shared caches by enum mb_cache_id; slots 0 = none (caching off). */
+    struct mb_cache_size caches[MB_CACHE_KINDS];
 };
 
 #define MB_SHM_DEFAULT_PATH       "/dev/shm/mcp-bridge"
@@ -91,7 +97,8 @@ void mb_shm_worker_started(struct mb_shm *shm, uint32_t index, int32_t pid);
  * The dead worker's counter and histogram rows are folded into the master row
  * and zeroed (gauges are zeroed, not folded), so totals never go backwards and
  * the next process in the record starts from zero. Rate-limit slots the
- * process left half-inserted are repaired. Also used for a record whose fork
+ * process left half-inserted and cache slots it left half-written are
+ * repaired. Also used for a record whose fork
  * failed (wait_status -1). */
 void mb_shm_worker_reaped(struct mb_shm *shm, uint32_t index, int wait_status, bool free_record);
 
