@@ -72,7 +72,7 @@ PROGRAMS := $(DAEMON) $(SHMTOOL) $(if $(TESTSRV_SRC),$(TESTSRV)) $(if $(LOAD_SRC
 
 DEPS_OK  := build/.deps-ok
 
-.PHONY: all deps test unit integration asan run format check-format install clean bench
+.PHONY: all deps test unit integration asan run format check-format install clean bench interop
 .DEFAULT_GOAL := all
 # Keep test objects: they are intermediate in the pattern rules, and make
 # would otherwise delete and rebuild them on every run.
@@ -134,17 +134,36 @@ $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(LIB_SUPPORT) 
 	$(CC) $(LDFLAGS) -o $@ $< -Wl,--start-group $(LIB_SUPPORT) $(ALL_LIBS) -Wl,--end-group $(LDLIBS) -lcriterion
 
 # ---------------------------------------------------------------- test
+# tests/interop: the official MCP TypeScript SDK client and reference server
+# (npm packages pinned by tests/interop/package-lock.json) against the gateway,
+# under node's test runner, which closes with "# pass N" / "# fail N" and
+# exits non-zero on a failure. `npm ci` installs into tests/interop/node_modules
+# (git-ignored) only when the lock file is newer than the install stamp.
+INTEROP_DIR   := tests/interop
+INTEROP_STAMP := $(INTEROP_DIR)/node_modules/.mb-installed
+INTEROP_RUN    = MB_BUILD_DIR=$(BUILD) timeout --kill-after=10 120 \
+                 node --test --test-reporter=tap $(wildcard $(INTEROP_DIR)/*.test.js)
+
 # Unit binaries first (fast), then integration binaries, which start the real
 # daemon and so need every program built. scripts/run-tests.sh prints one
-# closing "N passed, N failed" line over all binaries.
+# closing "N passed, N failed" line over all binaries; `test` then runs
+# tests/interop.
 unit: all $(UNIT_BIN)
 	@MB_BUILD_DIR=$(BUILD) scripts/run-tests.sh $(UNIT_BIN)
 
 integration: all $(INTEG_BIN)
 	@MB_BUILD_DIR=$(BUILD) scripts/run-tests.sh $(INTEG_BIN)
 
-test: all $(UNIT_BIN) $(INTEG_BIN)
+test: all $(UNIT_BIN) $(INTEG_BIN) $(INTEROP_STAMP)
 	@MB_BUILD_DIR=$(BUILD) scripts/run-tests.sh $(UNIT_BIN) $(INTEG_BIN)
+	@$(INTEROP_RUN)
+
+$(INTEROP_STAMP): $(INTEROP_DIR)/package-lock.json | $(DEPS_OK)
+	cd $(INTEROP_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+interop: all $(INTEROP_STAMP)
+	@$(INTEROP_RUN)
 
 asan:
 	@$(MAKE) --no-print-directory SAN=1 test

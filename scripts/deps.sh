@@ -3,7 +3,7 @@
 # mcp-bridge needs and that is not installed yet. Called by `make deps` and
 # before the first build, so a fresh Debian 12 machine needs nothing by hand.
 # prometheus brings promtool, which the tests run on /metrics and on the
-# Grafana dashboard's queries.
+# Grafana dashboard's queries. nodejs and npm run tests/interop.
 set -eu
 
 PACKAGES="
@@ -13,6 +13,7 @@ libcjson-dev libyaml-dev libmemcached-dev libssl-dev
 libcriterion-dev
 memcached openssl mandoc
 prometheus
+nodejs
 "
 
 missing=""
@@ -21,6 +22,11 @@ for p in $PACKAGES; do
         missing="$missing $p"
     fi
 done
+# tests/interop runs under Node and installs its npm packages with npm.
+# Debian ships npm as a package of its own, but NodeSource's nodejs bundles
+# npm and conflicts with Debian's, so npm is asked for only when no npm
+# command exists.
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -z "$missing" ] && exit 0
 
 echo "deps: installing:$missing"
