@@ -537,6 +537,20 @@ static int check_headers(const struct mb_conf_key *k, const void *base, const ch
 
 /* routing.separator joins backend and name in tool names: printable ASCII,
  * no white space, no character of JSON escaping. */
+/* cache_tools: names or globs, none empty. */
+static int check_cache_tools(const struct mb_conf_key *k, const void *base, const char *dpath,
+                             long *index, char *msg, size_t msglen)
+{
+    const struct mb_conf_strv *v = (const struct mb_conf_strv *)((const char *)base + k->offset);
+    for (size_t i = 0; i < v->n; i++)
+        if (v->v[i][0] == '\0') {
+            *index = (long)i;
+            snprintf(msg, msglen, "a tool name (or glob) cannot be empty");
+            return MB_ERR;
+        }
+    return 0;
+}
+
 static int check_separator(const struct mb_conf_key *k, const void *base, const char *dpath,
                            long *index, char *msg, size_t msglen)
 {
@@ -733,7 +747,8 @@ static struct mb_conf_key keys[] = {
     {K("backends[].session", ENUM), AT(BACKEND, session), .def = "shared", .words = w_session,
      NOT_YET, .doc = "one upstream session per worker, or one per client session"},
     {K("backends[].cache_tools", STRLIST), AT(BACKEND, cache_tools), .def = "[]", .max = "65536",
-     NOT_YET, .doc = "tools whose results the response cache may keep"},
+     .check = check_cache_tools, ON,
+     .doc = "tools (globs; resource URIs too) whose results the response cache may keep"},
     {K("backends[].health_check", SECTION), NOT_YET, .doc = "active health checks"},
     {K("backends[].health_check.method", ENUM), AT(BACKEND, health_check.method), .def = "ping",
      .words = w_health, NOT_YET, .doc = "MCP ping, or an HTTP GET of path"},
@@ -782,37 +797,35 @@ static struct mb_conf_key keys[] = {
      REQUIRED, ON, .doc = "burst"},
 
     /* ------------------------------------------------ caching */
-    {K("caching", SECTION), OFF("enabled: false"), .doc = "shared-memory caches"},
-    {K("caching.enabled", BOOL), AT(ROOT, caching.enabled), .def = "true", OFF("false"),
+    {K("caching", SECTION), ON, .doc = "shared-memory caches"},
+    {K("caching.enabled", BOOL), AT(ROOT, caching.enabled), .def = "true", ON,
      .doc = "all caches at once"},
-    {K("caching.response_cache", SECTION), OFF("enabled: false"),
-     .doc = "results of cacheable tool calls"},
+    {K("caching.response_cache", SECTION), ON, .doc = "results of cacheable tool calls"},
     {K("caching.response_cache.enabled", BOOL), AT(ROOT, caching.response_cache.enabled),
-     .def = "true", OFF("false"), .doc = "cache responses"},
+     .def = "true", ON, .doc = "cache responses"},
     {K("caching.response_cache.ttl", DURATION), AT(ROOT, caching.response_cache.ttl), .def = "60s",
-     .min = "1ms", .max = "24h", NOT_YET, .doc = "entry lifetime"},
+     .min = "1ms", .max = "24h", ON, .doc = "entry lifetime"},
     {K("caching.response_cache.max_size", INT), AT(ROOT, caching.response_cache.max_size),
-     .def = "10000", .min = "1", .max = "100000000", NOT_YET, .doc = "entries"},
+     .def = "10000", .min = "1", .max = "100000000", ON, .doc = "entries"},
     {K("caching.response_cache.max_entry_size", SIZE),
-     AT(ROOT, caching.response_cache.max_entry_size), .def = "256KB", .min = "1", .max = "1GiB",
-     NOT_YET, .doc = "larger results are not cached"},
+     AT(ROOT, caching.response_cache.max_entry_size), .def = "256KB", .min = "1", .max = "1GiB", ON,
+     .doc = "larger results are not cached"},
     {K("caching.response_cache.cache_annotated", BOOL),
-     AT(ROOT, caching.response_cache.cache_annotated), .def = "false", NOT_YET,
+     AT(ROOT, caching.response_cache.cache_annotated), .def = "false", ON,
      .doc = "added: also cache tools annotated readOnlyHint/idempotentHint"},
-    {K("caching.discovery_cache", SECTION), OFF("enabled: false"),
-     .doc = "merged tools/prompts/resources lists"},
+    {K("caching.discovery_cache", SECTION), ON, .doc = "merged tools/prompts/resources lists"},
     {K("caching.discovery_cache.enabled", BOOL), AT(ROOT, caching.discovery_cache.enabled),
-     .def = "true", OFF("false"), .doc = "cache discovery lists"},
+     .def = "true", ON, .doc = "cache discovery lists"},
     {K("caching.discovery_cache.ttl", DURATION), AT(ROOT, caching.discovery_cache.ttl),
-     .def = "300s", .min = "1ms", .max = "24h", NOT_YET,
+     .def = "300s", .min = "1ms", .max = "24h", ON,
      .doc = "entry lifetime (list_changed invalidates earlier)"},
-    {K("caching.auth_cache", SECTION), OFF("enabled: false"), .doc = "verified credentials"},
-    {K("caching.auth_cache.enabled", BOOL), AT(ROOT, caching.auth_cache.enabled), .def = "true",
-     OFF("false"), .doc = "cache authentication results"},
+    {K("caching.auth_cache", SECTION), ON, .doc = "verified credentials"},
+    {K("caching.auth_cache.enabled", BOOL), AT(ROOT, caching.auth_cache.enabled), .def = "true", ON,
+     .doc = "cache authentication results"},
     {K("caching.auth_cache.ttl", DURATION), AT(ROOT, caching.auth_cache.ttl), .def = "300s",
-     .min = "1ms", .max = "24h", NOT_YET, .doc = "entry lifetime"},
+     .min = "1ms", .max = "24h", ON, .doc = "entry lifetime"},
     {K("caching.auth_cache.max_size", INT), AT(ROOT, caching.auth_cache.max_size), .def = "50000",
-     .min = "1", .max = "100000000", NOT_YET, .doc = "entries"},
+     .min = "1", .max = "100000000", ON, .doc = "entries"},
 
     /* ------------------------------------------------ routing */
     {K("routing", SECTION), ON, .doc = "how calls reach backends"},

@@ -25,8 +25,12 @@
 
 #include "common/errors.h"
 #include "common/log.h"
+#include "common/time.h"
 #include "conf/conf.h"
+#include "shm/cache.h"
 #include "worker/aggregate.h"
+#include "worker/cache_flight.h"
+#include "worker/cache_keys.h"
 #include "worker/conn.h"
 #include "worker/idmap.h"
 #include "worker/jsonscan.h"
@@ -61,6 +65,13 @@ struct mb_pending {
     char *ctok; /* the client's raw progress token, or NULL */
     size_t ctok_len;
     struct fanout *fan; /* PART */
+    /* Caches (see "caches" below). parked: waits for a fetch of the same
+     * thing (single flight) and is not sent unless that fetch fails. */
+    bool parked;
+    bool cache_store;         /* FORWARD: store a cacheable result */
+    bool cache_private;       /* ... also under the caller's scope (the tool is cacheable) */
+    struct mb_flight *flight; /* FORWARD: the flight this request leads */
+    struct mb_cache_key kpriv, kpub;
 };
 
 struct fanout {
@@ -71,6 +82,7 @@ struct fanout {
     struct mb_merge merge;
     size_t outstanding; /* parts not answered */
     size_t asked, answered;
+    struct mb_flight **lead; /* per backend: the discovery flight it leads, or NULL */
 };
 
 /* A server-to-client request forwarded to a client. */
@@ -94,6 +106,9 @@ struct backend {
     struct mb_pending *head, *tail;
     ev_timer timer;
     cJSON *learned[MB_LIST_KINDS]; /* names it listed last (routing without prefixes) */
+    uint64_t confhash;             /* of its configuration: part of its cache keys */
+    bool was_ready;                /* it was READY before: a reconnection invalidates */
+    cJSON *annotated;              /* tools it declared readOnly + idempotent; NULL unknown */
 };
 
 struct mb_router {
@@ -105,7 +120,11 @@ struct mb_router {
     bool prefix;
     struct mb_idmap ids;
     uint64_t s2c_next;
-    struct mb_buf out; /* scratch for messages being built */
+    struct mb_buf out;         /* scratch for messages being built */
+    bool disc_on, resp_on;     /* caching.* and the region has the cache */
+    struct mb_flights flights; /* single flight (cache_flight.h) */
+    ev_timer poll;             /* while fetches of other workers are awaited */
+    struct mb_buf cval;        /* scratch: a value copied out of a cache */
 };
 
 static uint64_t now_ms(const struct mb_router *r)
@@ -139,6 +158,9 @@ static int error_data(struct mb_buf *d, const struct backend *b, const char *rea
         return MB_ERR;
     return LIT(d, "}");
 }
+
+static void flight_abort(struct mb_router *r, struct mb_flight *fl);
+static void disc_lead_failed(struct mb_pending *p);
 
 /* ---------------------------------------------------------------- pending */
 static void arm(struct backend *b)
@@ -208,6 +230,11 @@ static void pending_free(struct mb_pending *p)
 {
     struct backend *b = p->b;
     bool was_head = b->head == p;
+    if (p->flight != NULL) {
+        struct mb_flight *fl = p->flight;
+        p->flight = NULL;
+        flight_abort(b->r, fl);
+    }
     mb_idmap_del(&b->r->ids, p->gid);
     if (p->bprev)
         p->bprev->bnext = p->bnext;
@@ -230,7 +257,7 @@ static void pending_free(struct mb_pending *p)
 static void pending_try_send(struct mb_pending *p)
 {
     struct backend *b = p->b;
-    if (p->sent || p->msg == NULL || b->state != B_READY)
+    if (p->sent || p->parked || p->msg == NULL || b->state != B_READY)
         return;
     int rc = b->up.ops->send(&b->up, p->msg, p->msg_len);
     if (rc != 0)
@@ -276,6 +303,7 @@ static void pending_fail(struct mb_pending *p, int code, const char *msg, const 
                     mb_list_method(p->fan->merge.kind), msg, reason ? ": " : "",
                     reason ? reason : "");
         mb_merge_drop(&p->fan->merge, b->index);
+        disc_lead_failed(p);
         break;
     case P_INIT:
     case P_IGNORE:
@@ -296,8 +324,9 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
     uint64_t now = now_ms(b->r);
     while (b->head && b->head->deadline_ms <= now) {
         struct mb_pending *p = b->head;
-        if (p->sent) {
-            send_cancel(b, p->gid, "timed out at the gateway");
+        if (p->sent || p->parked) {
+            if (p->sent)
+                send_cancel(b, p->gid, "timed out at the gateway");
             mb_log_warn("backend %s: request %llu timed out after %lld ms", b->conf->name,
                         (unsigned long long)p->gid, (long long)b->conf->request_timeout);
             bool init = p->kind == P_INIT;
@@ -318,6 +347,13 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 /* ---------------------------------------------------------------- fan-out */
 static void fan_free(struct fanout *f)
 {
+    for (size_t i = 0; f->lead != NULL && i < f->r->n; i++)
+        if (f->lead[i] != NULL) {
+            struct mb_flight *fl = f->lead[i];
+            f->lead[i] = NULL;
+            flight_abort(f->r, fl);
+        }
+    free(f->lead);
     mb_merge_free(&f->merge);
     free(f->cid);
     free(f);
@@ -360,11 +396,12 @@ static void fan_part_done(struct fanout *f)
 }
 
 /* Sends one list request (page cursor, or the first when NULL) to b. */
-static int fan_ask(struct fanout *f, struct backend *b, const char *cursor)
+/* Makes the pending list request, message built, not sent. */
+static struct mb_pending *fan_part(struct fanout *f, struct backend *b, const char *cursor)
 {
     struct mb_pending *p = pending_new(b, P_PART, f->client);
     if (p == NULL)
-        return MB_ERR;
+        return NULL;
     p->fan = f;
     struct mb_buf o = {0};
     if (LIT(&o, "{\"jsonrpc\":\"2.0\",\"id\":") || mb_buf_append_int(&o, (long long)p->gid) ||
@@ -375,13 +412,446 @@ static int fan_ask(struct fanout *f, struct backend *b, const char *cursor)
         LIT(&o, "}")) {
         mb_buf_free(&o);
         pending_free(p);
-        return MB_ERR;
+        return NULL;
     }
     p->msg = o.data;
     p->msg_len = o.len;
     f->outstanding++;
+    return p;
+}
+
+static int fan_ask(struct fanout *f, struct backend *b, const char *cursor)
+{
+    struct mb_pending *p = fan_part(f, b, cursor);
+    if (p == NULL)
+        return MB_ERR;
     pending_try_send(p);
     return 0;
+}
+
+/* ---------------------------------------------------------------- caches */
+/*
+ * The shared caches on the request path (DESIGN §2, §4 "Caching rules"):
+ *
+ * Discovery: each backend's drained list of each kind is kept in the shm
+ * discovery cache under (backend, its config hash, method); a fan-out takes
+ * a backend's list from there when it can and asks the backend otherwise,
+ * storing what it drained. Invalidated when the backend says list_changed,
+ * when its connection goes down or comes back, and (through the config
+ * hash) on a reload that changed it. The cache holds backend lists as the
+ * backend sent them; prefixing and merging (and, with authentication,
+ * filtering per caller) happen after it, in fan_part_done, so one entry
+ * serves every caller.
+ *
+ * Responses: tools/call and resources/read of a backend. Cacheable when the
+ * name matches the backend's cache_tools (globs), or (tools/call) the tool
+ * declared readOnlyHint and idempotentHint and
+ * caching.response_cache.cache_annotated is on; stored under the caller's
+ * scope (the client's IP address until authentication exists), unless the
+ * result says cacheScope "public" with ttlMs, which stores it for every
+ * caller for min(ttlMs, ttl). isError results and errors are never stored.
+ *
+ * Stampede control: the first miss for a key in a worker fetches and
+ * becomes the flight's leader; later misses park (a pending that is not
+ * sent) and are answered with the leader's value. Across workers the leader
+ * also holds the key's shm lease; a worker that finds the lease taken parks
+ * its requests on a "remote" flight and polls (every POLL_MS) until the
+ * value appears, or the lease is gone without a value, in which case it
+ * takes the lease and fetches itself. A leader that fails (error, isError,
+ * timeout, client gone) lets its waiters go to the backend themselves.
+ */
+#define POLL_MS      2
+#define LEASE_MAX_MS 5000ull
+
+static struct mb_cache *cache_of(struct mb_router *r, uint32_t id)
+{
+    return &r->w->shm->caches[id];
+}
+
+static uint64_t lease_ms(const struct backend *b)
+{
+    uint64_t t = (uint64_t)b->conf->request_timeout;
+    return t < LEASE_MAX_MS ? t : LEASE_MAX_MS;
+}
+
+/* Copies key's value into r->cval; 0 on a hit. */
+static int cache_lookup(struct mb_router *r, struct mb_cache *c, struct mb_cache_key key)
+{
+    size_t len = 0;
+    mb_buf_reset(&r->cval);
+    for (int i = 0; i < 2; i++) {
+        int rc = mb_cache_get(c, key, mb_time_mono_ms(), r->cval.data, r->cval.cap, &len);
+        if (rc == 0) {
+            r->cval.len = len;
+            return 0;
+        }
+        if (rc != MB_AGAIN || mb_buf_reserve(&r->cval, len) != 0)
+            return MB_DECLINED;
+    }
+    return MB_DECLINED;
+}
+
+static void poll_start(struct mb_router *r)
+{
+    if (!ev_is_active(&r->poll))
+        ev_timer_start(r->w->loop, &r->poll);
+}
+
+/* Remembers which tools of b are annotated cacheable (from a tools array). */
+static void note_annotated(struct backend *b, const cJSON *tools)
+{
+    cJSON *names = mb_cachekey_annotated(tools);
+    if (names == NULL)
+        return;
+    cJSON_Delete(b->annotated);
+    b->annotated = names;
+}
+
+static void flight_end(struct mb_router *r, struct mb_flight *fl)
+{
+    if (!fl->remote)
+        mb_cache_lease_drop(cache_of(r, fl->cache), fl->key);
+    mb_flights_remove(&r->flights, fl);
+}
+
+/* The fetch failed or its leader went away: every waiter asks the backend
+ * itself. */
+static void flight_abort(struct mb_router *r, struct mb_flight *fl)
+{
+    for (size_t i = 0; i < fl->nwaiters; i++) {
+        struct mb_pending *p = mb_idmap_get(&r->ids, fl->waiters[i]);
+        if (p == NULL || !p->parked)
+            continue;
+        p->parked = false;
+        pending_try_send(p);
+    }
+    flight_end(r, fl);
+}
+
+/* The fetch succeeded with value: every waiter gets it. */
+static void flight_complete(struct mb_router *r, struct mb_flight *fl, const char *value,
+                            size_t len)
+{
+    for (size_t i = 0; i < fl->nwaiters; i++) {
+        struct mb_pending *p = mb_idmap_get(&r->ids, fl->waiters[i]);
+        if (p == NULL || !p->parked)
+            continue;
+        if (p->kind == P_PART) {
+            struct fanout *f = p->fan;
+            char *cursor = NULL;
+            if (mb_merge_page(&f->merge, p->b->index, value, len, &cursor) == 0)
+                f->answered++;
+            else
+                mb_merge_drop(&f->merge, p->b->index);
+            free(cursor);
+            pending_free(p);
+            fan_part_done(f);
+        } else {
+            struct mb_buf *o = &r->out;
+            mb_buf_reset(o);
+            if (p->client && mb_jsonrpc_write_result(o, p->cid, p->cid_len, value, len) == 0)
+                send_to_client(p->client, o->data, o->len);
+            pending_free(p);
+        }
+    }
+    flight_end(r, fl);
+}
+
+/* A remote flight: has the other worker's fetch ended? */
+static void poll_one(struct mb_flight *fl, void *arg)
+{
+    struct mb_router *r = arg;
+    struct mb_cache *c = cache_of(r, fl->cache);
+    if (mb_cache_leased(c, fl->key, mb_time_mono_ms()))
+        return;
+    if (cache_lookup(r, c, fl->key) == 0) {
+        struct mb_buf v = r->cval; /* flight_complete may look values up again */
+        r->cval = (struct mb_buf){0};
+        flight_complete(r, fl, v.data, v.len);
+        mb_buf_free(&r->cval);
+        r->cval = v;
+        return;
+    }
+    /* Gone without a value (failed, or its worker died): fetch here. */
+    if (mb_cache_lease_take(c, fl->key, lease_ms(&r->b[fl->backend]), mb_time_mono_ms()) == 0)
+        return;
+    mb_flights_set_remote(&r->flights, fl, false);
+    for (size_t i = 0; i < fl->nwaiters; i++) {
+        struct mb_pending *p = mb_idmap_get(&r->ids, fl->waiters[i]);
+        if (p == NULL || !p->parked)
+            continue;
+        if (p->kind == P_PART) {
+            struct fanout *f = p->fan;
+            if (f->lead == NULL && (f->lead = calloc(r->n, sizeof(*f->lead))) == NULL)
+                continue;
+            f->lead[p->b->index] = fl;
+            fl->leader = f;
+        } else {
+            p->flight = fl;
+            fl->leader_gid = p->gid;
+        }
+        fl->waiters[i] = 0;
+        p->parked = false;
+        pending_try_send(p);
+        return;
+    }
+    flight_end(r, fl); /* nobody waits any more */
+}
+
+static void on_poll(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct mb_router *r = t->data;
+    mb_flights_each_remote(&r->flights, poll_one, r);
+    if (r->flights.remote == 0)
+        ev_timer_stop(loop, t);
+}
+
+/* ------------------------------------------------ discovery */
+
+static struct mb_cache_key disc_key(struct mb_router *r, const struct backend *b, int kind)
+{
+    return mb_cachekey_discovery(cache_of(r, MB_CACHE_DISCOVERY), b->conf->name, b->confhash,
+                                 mb_list_method((enum mb_list_kind)kind));
+}
+
+/* Asks backend b for f's list: from the cache, by joining a fetch in
+ * flight, or from the backend. */
+static int disc_ask(struct fanout *f, struct backend *b)
+{
+    struct mb_router *r = f->r;
+    int kind = (int)f->merge.kind;
+    if (!r->disc_on)
+        return fan_ask(f, b, NULL);
+    struct mb_cache *c = cache_of(r, MB_CACHE_DISCOVERY);
+    struct mb_cache_key key = disc_key(r, b, kind);
+    if (cache_lookup(r, c, key) == 0) {
+        char *cursor = NULL;
+        int rc = mb_merge_page(&f->merge, b->index, r->cval.data, r->cval.len, &cursor);
+        free(cursor);
+        if (rc == 0) {
+            if (kind == MB_LIST_TOOLS)
+                note_annotated(b, f->merge.items[b->index]);
+            f->answered++;
+            return 0;
+        }
+        mb_merge_drop(&f->merge, b->index); /* unreadable: fetch it again */
+    }
+    struct mb_flight *fl = mb_flights_find(&r->flights, MB_CACHE_DISCOVERY, key);
+    if (fl == NULL) {
+        int lease = mb_cache_lease_take(c, key, lease_ms(b), mb_time_mono_ms());
+        if (f->lead == NULL && (f->lead = calloc(r->n, sizeof(*f->lead))) == NULL)
+            return fan_ask(f, b, NULL);
+        if ((fl = mb_flights_add(&r->flights, MB_CACHE_DISCOVERY, key)) == NULL) {
+            if (lease == 1)
+                mb_cache_lease_drop(c, key);
+            return fan_ask(f, b, NULL);
+        }
+        fl->backend = b->index;
+        fl->kind = kind;
+        if (lease != 0) {
+            fl->leader = f;
+            f->lead[b->index] = fl;
+            return fan_ask(f, b, NULL);
+        }
+        mb_flights_set_remote(&r->flights, fl, true);
+        poll_start(r);
+    }
+    struct mb_pending *p = fan_part(f, b, NULL);
+    if (p == NULL)
+        return MB_ERR;
+    p->parked = true;
+    if (mb_flights_wait(fl, p->gid) != 0) {
+        p->parked = false;
+        pending_try_send(p);
+    }
+    return 0;
+}
+
+/* f has drained b's list: store it, and answer whoever waits for it. */
+static void disc_done(struct fanout *f, struct backend *b)
+{
+    struct mb_router *r = f->r;
+    int kind = (int)f->merge.kind;
+    cJSON *items = f->merge.items[b->index];
+    struct mb_flight *fl = f->lead ? f->lead[b->index] : NULL;
+    if (f->lead)
+        f->lead[b->index] = NULL;
+    if (kind == MB_LIST_TOOLS && items != NULL)
+        note_annotated(b, items);
+    char *text = NULL;
+    if (r->disc_on && items != NULL) {
+        cJSON *o = cJSON_CreateObject();
+        if (o != NULL &&
+            cJSON_AddItemReferenceToObject(o, mb_list_key((enum mb_list_kind)kind), items))
+            text = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        if (text != NULL)
+            mb_cache_put(cache_of(r, MB_CACHE_DISCOVERY), disc_key(r, b, kind), text, strlen(text),
+                         (uint64_t)r->conf->caching.discovery_cache.ttl, mb_time_mono_ms());
+    }
+    if (fl != NULL) {
+        if (text != NULL)
+            flight_complete(r, fl, text, strlen(text));
+        else
+            flight_abort(r, fl);
+    }
+    free(text);
+}
+
+/* A part of a fan-out failed: if it was fetching for others, they fetch
+ * themselves. */
+static void disc_lead_failed(struct mb_pending *p)
+{
+    struct fanout *f = p->fan;
+    if (f == NULL || f->lead == NULL || f->lead[p->b->index] == NULL)
+        return;
+    struct mb_flight *fl = f->lead[p->b->index];
+    f->lead[p->b->index] = NULL;
+    flight_abort(f->r, fl);
+}
+
+/* Forgets what b listed (kind -1: everything). */
+static void disc_invalidate(struct backend *b, int kind)
+{
+    struct mb_router *r = b->r;
+    if (!r->disc_on)
+        return;
+    for (int k = 0; k < MB_LIST_KINDS; k++)
+        if (kind < 0 || k == kind)
+            mb_cache_del(cache_of(r, MB_CACHE_DISCOVERY), disc_key(r, b, k));
+}
+
+/* The lists a notifications/<x>/list_changed concerns. */
+static void disc_changed(struct backend *b, const char *method)
+{
+    if (strcmp(method, "notifications/tools/list_changed") == 0) {
+        disc_invalidate(b, MB_LIST_TOOLS);
+    } else if (strcmp(method, "notifications/prompts/list_changed") == 0) {
+        disc_invalidate(b, MB_LIST_PROMPTS);
+    } else if (strcmp(method, "notifications/resources/list_changed") == 0) {
+        disc_invalidate(b, MB_LIST_RESOURCES);
+        disc_invalidate(b, MB_LIST_TEMPLATES);
+    }
+}
+
+/* ------------------------------------------------ responses */
+
+struct resp_plan {
+    bool active;
+    bool private_ok;
+    struct mb_cache_key kpriv, kpub;
+};
+
+/* Whether tool name of b is cacheable by its annotations; learns them from
+ * the discovery cache when this worker has not listed b's tools yet. */
+static bool annotated_cacheable(struct mb_router *r, struct backend *b, const char *name)
+{
+    if (b->annotated == NULL && r->disc_on &&
+        cache_lookup(r, cache_of(r, MB_CACHE_DISCOVERY), disc_key(r, b, MB_LIST_TOOLS)) == 0) {
+        cJSON *res = cJSON_ParseWithLength(r->cval.data, r->cval.len);
+        note_annotated(b, cJSON_GetObjectItemCaseSensitive(res, "tools"));
+        cJSON_Delete(res);
+    }
+    return mb_cachekey_has(b->annotated, name);
+}
+
+/* Before a tools/call or resources/read goes to b: answers it from the
+ * response cache (returns what route_one returns), or fills plan and returns
+ * MB_DECLINED. */
+static int resp_lookup(struct mb_router *r, struct mb_conn *c, const struct mb_jsonrpc_msg *m,
+                       struct backend *b, const char *name, struct mb_buf *out,
+                       struct mb_mcp_outcome *res, struct resp_plan *plan)
+{
+    memset(plan, 0, sizeof(*plan));
+    bool call = strcmp(m->method, "tools/call") == 0;
+    if (!r->resp_on || (!call && strcmp(m->method, "resources/read") != 0))
+        return MB_DECLINED;
+    const struct mb_conf_caching *cc = &r->conf->caching;
+    const cJSON *args = call ? cJSON_GetObjectItemCaseSensitive(m->params, "arguments") : NULL;
+    plan->private_ok =
+        mb_cachekey_listed(&b->conf->cache_tools, name) ||
+        (call && cc->response_cache.cache_annotated && annotated_cacheable(r, b, name));
+    /* The caller's authorization scope: its address until authentication
+     * exists (then: the principal). */
+    char scope[64] = "";
+    if (c->wsi != NULL)
+        lws_get_peer_simple(c->wsi, scope, sizeof(scope));
+    struct mb_cache *rc = cache_of(r, MB_CACHE_RESPONSE);
+    if (mb_cachekey_response(rc, b->conf->name, b->confhash, m->method, name, args, "",
+                             &plan->kpub) != 0 ||
+        (plan->private_ok && mb_cachekey_response(rc, b->conf->name, b->confhash, m->method, name,
+                                                  args, scope, &plan->kpriv) != 0))
+        return MB_DECLINED; /* out of memory: just not cached */
+    if (cache_lookup(r, rc, plan->kpub) == 0 ||
+        (plan->private_ok && cache_lookup(r, rc, plan->kpriv) == 0)) {
+        res->replied = true;
+        return mb_jsonrpc_write_result(out, m->id, m->id_len, r->cval.data, r->cval.len);
+    }
+    plan->active = true;
+    return MB_DECLINED;
+}
+
+/* p is about to be sent: it stores its result, leads a flight, or waits
+ * for the flight of the same key. */
+static void resp_attach(struct mb_router *r, struct mb_pending *p, const struct resp_plan *plan)
+{
+    if (!plan->active)
+        return;
+    p->cache_store = true;
+    p->cache_private = plan->private_ok;
+    p->kpriv = plan->kpriv;
+    p->kpub = plan->kpub;
+    if (!plan->private_ok)
+        return; /* only a public result could be stored: no flight to share */
+    struct mb_flight *fl = mb_flights_find(&r->flights, MB_CACHE_RESPONSE, plan->kpriv);
+    if (fl == NULL) {
+        struct mb_cache *c = cache_of(r, MB_CACHE_RESPONSE);
+        int lease = mb_cache_lease_take(c, plan->kpriv, lease_ms(p->b), mb_time_mono_ms());
+        if ((fl = mb_flights_add(&r->flights, MB_CACHE_RESPONSE, plan->kpriv)) == NULL) {
+            if (lease == 1)
+                mb_cache_lease_drop(c, plan->kpriv);
+            return;
+        }
+        fl->backend = p->b->index;
+        if (lease != 0) {
+            fl->leader_gid = p->gid;
+            p->flight = fl;
+            return;
+        }
+        mb_flights_set_remote(&r->flights, fl, true);
+        poll_start(r);
+    }
+    if (mb_flights_wait(fl, p->gid) == 0)
+        p->parked = true;
+}
+
+/* A response to p arrived (msg): store a cacheable result, and settle the
+ * flight p leads. */
+static void resp_done(struct mb_pending *p, const char *msg, size_t len)
+{
+    struct mb_router *r = p->b->r;
+    struct mb_flight *fl = p->flight;
+    struct mb_json_raw result;
+    bool stored = false;
+    p->flight = NULL;
+    mb_json_member(msg, len, "result", &result);
+    if (p->cache_store && result.p != NULL) {
+        uint64_t ttl = (uint64_t)r->conf->caching.response_cache.ttl, pub_ttl;
+        struct mb_cache *c = cache_of(r, MB_CACHE_RESPONSE);
+        enum mb_cachekey_verdict v = mb_cachekey_result(result.p, result.len, &pub_ttl);
+        uint64_t now = mb_time_mono_ms();
+        if (v == MB_CACHEKEY_PUBLIC)
+            stored = mb_cache_put(c, p->kpub, result.p, result.len, pub_ttl < ttl ? pub_ttl : ttl,
+                                  now) == 0;
+        else if (v == MB_CACHEKEY_PRIVATE && p->cache_private)
+            stored = mb_cache_put(c, p->kpriv, result.p, result.len, ttl, now) == 0;
+    }
+    if (fl != NULL) {
+        if (stored)
+            flight_complete(r, fl, result.p, result.len);
+        else
+            flight_abort(r, fl);
+    }
 }
 
 static const char *const cap_of_kind[MB_LIST_KINDS] = {"tools", "prompts", "resources",
@@ -408,7 +878,7 @@ static int fan_out(struct mb_router *r, struct mb_conn *c, const struct mb_jsonr
             continue;
         if (b->state == B_READY && !cJSON_GetObjectItemCaseSensitive(b->caps, cap_of_kind[kind]))
             continue;
-        if (fan_ask(f, b, NULL) != 0) {
+        if (disc_ask(f, b) != 0) {
             mb_log_error("out of memory fanning out %s", m->method);
             continue;
         }
@@ -448,10 +918,13 @@ static void fan_page(struct mb_pending *p, const char *msg, size_t len, struct m
     if (cursor != NULL) {
         int rc = fan_ask(f, b, cursor);
         free(cursor);
-        if (rc != 0)
+        if (rc != 0) {
             mb_merge_drop(&f->merge, b->index);
+            disc_lead_failed(p);
+        }
     } else {
         f->answered++;
+        disc_done(f, b);
     }
     pending_free(p);
     fan_part_done(f);
@@ -522,6 +995,7 @@ static void on_init_reply(struct mb_pending *p, struct mb_json_raw result, struc
         "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}";
     b->up.ops->send(&b->up, initialized, sizeof(initialized) - 1);
     b->state = B_READY;
+    b->was_ready = true;
     b->why[0] = '\0';
     struct mb_pending *q = b->head, *next;
     for (; q; q = next) {
@@ -535,6 +1009,9 @@ static void on_state(void *owner, enum mb_upstream_state st, const char *why)
     struct backend *b = owner;
     if (b->state == B_CLOSED)
         return;
+    /* Its lists may have changed while the connection was down. */
+    if (st != MB_UPSTREAM_UP || b->was_ready)
+        disc_invalidate(b, -1);
     if (st == MB_UPSTREAM_UP) {
         b->state = B_STARTING;
         snprintf(b->why, sizeof(b->why), "starting");
@@ -558,6 +1035,8 @@ static void on_state(void *owner, enum mb_upstream_state st, const char *why)
 static void forward_response(struct mb_pending *p, const char *msg, size_t len,
                              struct mb_json_raw id)
 {
+    if (p->cache_store || p->flight != NULL)
+        resp_done(p, msg, len);
     struct mb_buf *o = &p->b->r->out;
     struct mb_json_edit e = {id.p, id.len, p->cid, p->cid_len};
     mb_buf_reset(o);
@@ -746,9 +1225,10 @@ static void on_message(void *owner, const char *msg, size_t len)
         on_progress(b, msg, len);
     else if (strncmp(name, "notifications/", 14) == 0 &&
              strlen(name) > 13 + sizeof("/list_changed") &&
-             strcmp(name + strlen(name) - 13, "/list_changed") == 0)
+             strcmp(name + strlen(name) - 13, "/list_changed") == 0) {
+        disc_changed(b, name);
         broadcast(b->r, msg, len, 0);
-    else if (strcmp(name, "notifications/message") == 0)
+    } else if (strcmp(name, "notifications/message") == 0)
         broadcast(b->r, msg, len, 1);
     else if (strcmp(name, "notifications/resources/updated") == 0)
         on_resource_updated(b, msg, len);
@@ -883,6 +1363,10 @@ static int route_one(struct mb_router *r, struct mb_conn *c, const struct mb_jso
     struct backend *b = owner_of(r, kind, name, strlen(name), &rest);
     if (b == NULL)
         return reply_unknown(m, out, res, what, field, name);
+    struct resp_plan plan;
+    int crc = resp_lookup(r, c, m, b, rest, out, res, &plan);
+    if (crc != MB_DECLINED)
+        return crc;
 
     struct mb_pending *p = pending_new(b, P_FORWARD, c);
     if (p == NULL)
@@ -934,6 +1418,7 @@ static int route_one(struct mb_router *r, struct mb_conn *c, const struct mb_jso
     p->msg_len = o.len;
     if (strcmp(m->method, "resources/subscribe") == 0)
         c->route.subscribed = true;
+    resp_attach(r, p, &plan);
     pending_try_send(p);
     res->replied = false;
     return 0;
@@ -1160,6 +1645,15 @@ int mb_router_new(struct mb_worker *w, struct mb_router **out)
     r->names = calloc(r->n ? r->n : 1, sizeof(*r->names));
     if (r->b == NULL || r->names == NULL)
         goto fail;
+    /* Caches: this process's writes carry its worker record (crash repair). */
+    for (uint32_t i = 0; i < MB_CACHE_KINDS; i++)
+        mb_cache_set_owner(&w->shm->caches[i], w->index);
+    r->disc_on = conf->caching.enabled && conf->caching.discovery_cache.enabled &&
+                 w->shm->caches[MB_CACHE_DISCOVERY].hdr != NULL;
+    r->resp_on = conf->caching.enabled && conf->caching.response_cache.enabled &&
+                 w->shm->caches[MB_CACHE_RESPONSE].hdr != NULL;
+    ev_timer_init(&r->poll, on_poll, POLL_MS / 1000., POLL_MS / 1000.);
+    r->poll.data = r;
     r->prefix = conf->routing.prefix == MB_PREFIX_ALWAYS ||
                 (conf->routing.prefix == MB_PREFIX_AUTO && r->n > 1);
     for (size_t i = 0; i < r->n; i++) {
@@ -1167,6 +1661,7 @@ int mb_router_new(struct mb_worker *w, struct mb_router **out)
         b->r = r;
         b->index = i;
         b->conf = &conf->backends[i];
+        b->confhash = mb_cachekey_backend_hash(b->conf);
         b->state = B_STARTING;
         snprintf(b->why, sizeof(b->why), "starting");
         r->names[i] = b->conf->name;
@@ -1213,6 +1708,8 @@ fail:
 
 void mb_router_close(struct mb_router *r)
 {
+    if (r != NULL)
+        ev_timer_stop(r->w->loop, &r->poll);
     for (size_t i = 0; r && i < r->n; i++) {
         struct backend *b = &r->b[i];
         ev_timer_stop(r->w->loop, &b->timer);
@@ -1244,6 +1741,10 @@ void mb_router_free(struct mb_router **rp)
         for (int k = 0; k < MB_LIST_KINDS; k++)
             cJSON_Delete(b->learned[k]);
     }
+    for (size_t i = 0; i < r->n; i++)
+        cJSON_Delete(r->b[i].annotated);
+    mb_flights_clear(&r->flights);
+    mb_buf_free(&r->cval);
     mb_idmap_free(&r->ids);
     mb_buf_free(&r->out);
     free(r->b);

@@ -1,0 +1,228 @@
+/*
+ * worker/cache_keys.c — cache keys and cacheability (see cache_keys.h).
+ *
+ * Canonical JSON is written from the cJSON tree the client parse already
+ * made: members sorted with a small insertion sort per object (arguments
+ * are small), strings through mb_buf_append_json_string, numbers printed by
+ * cJSON (so 1.0 and 1 are one key: cJSON keeps numbers as doubles).
+ */
+#include "worker/cache_keys.h"
+
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/errors.h"
+#include "conf/conf.h"
+#include "worker/jsonscan.h"
+
+#define MAX_DEPTH 128
+#define LIT(b, s) mb_buf_append((b), (s), sizeof(s) - 1)
+
+static int canon(const cJSON *v, struct mb_buf *out, int depth)
+{
+    if (depth > MAX_DEPTH)
+        return MB_ERR;
+    if (cJSON_IsObject(v)) {
+        size_t n = 0, i = 0;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, v) n++;
+        const cJSON **m = n ? malloc(n * sizeof(*m)) : NULL;
+        if (n && m == NULL)
+            return MB_ERR;
+        cJSON_ArrayForEach(it, v)
+        {
+            size_t j = i++;
+            while (j > 0 && strcmp(m[j - 1]->string, it->string) > 0) {
+                m[j] = m[j - 1];
+                j--;
+            }
+            m[j] = it;
+        }
+        int rc = LIT(out, "{");
+        for (i = 0; rc == 0 && i < n; i++) {
+            if (i > 0)
+                rc = LIT(out, ",");
+            if (rc == 0)
+                rc = mb_buf_append_json_string(out, m[i]->string, strlen(m[i]->string));
+            if (rc == 0)
+                rc = LIT(out, ":");
+            if (rc == 0)
+                rc = canon(m[i], out, depth + 1);
+        }
+        free(m);
+        return rc ? rc : LIT(out, "}");
+    }
+    if (cJSON_IsArray(v)) {
+        int rc = LIT(out, "[");
+        const cJSON *it;
+        bool first = true;
+        cJSON_ArrayForEach(it, v)
+        {
+            if (rc == 0 && !first)
+                rc = LIT(out, ",");
+            first = false;
+            if (rc == 0)
+                rc = canon(it, out, depth + 1);
+        }
+        return rc ? rc : LIT(out, "]");
+    }
+    if (cJSON_IsString(v))
+        return mb_buf_append_json_string(out, v->valuestring, strlen(v->valuestring));
+    if (cJSON_IsTrue(v))
+        return LIT(out, "true");
+    if (cJSON_IsFalse(v))
+        return LIT(out, "false");
+    if (cJSON_IsNull(v))
+        return LIT(out, "null");
+    if (cJSON_IsNumber(v)) {
+        char *s = cJSON_PrintUnformatted(v);
+        if (s == NULL)
+            return MB_ERR;
+        int rc = mb_buf_append_str(out, s);
+        free(s);
+        return rc;
+    }
+    if (cJSON_IsRaw(v))
+        return mb_buf_append_str(out, v->valuestring);
+    return MB_ERR;
+}
+
+int mb_cachekey_canonical(const cJSON *v, struct mb_buf *out)
+{
+    size_t mark = out->len;
+    int rc = v == NULL ? LIT(out, "{}") : canon(v, out, 0);
+    if (rc != 0)
+        out->len = mark;
+    return rc;
+}
+
+/* FNV-1a over a field, with its length so fields cannot run into each other. */
+static uint64_t feed(uint64_t h, const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    for (size_t i = 0; i < sizeof(n); i++)
+        h = (h ^ ((n >> (8 * i)) & 0xff)) * 0x100000001b3ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+    return h;
+}
+
+uint64_t mb_cachekey_backend_hash(const struct mb_conf_backend *b)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    char t[32];
+    h = feed(h, b->name);
+    snprintf(t, sizeof(t), "%d/%d", (int)b->transport, (int)b->session);
+    h = feed(h, t);
+    for (size_t i = 0; i < b->command.n; i++)
+        h = feed(h, b->command.v[i]);
+    h = feed(h, "\x01");
+    for (size_t i = 0; i < b->env.n; i++) {
+        h = feed(h, b->env.keys[i]);
+        h = feed(h, b->env.values[i]);
+    }
+    h = feed(h, b->cwd);
+    for (size_t i = 0; i < b->nendpoints; i++)
+        h = feed(h, b->endpoints[i].url);
+    h = feed(h, "\x02");
+    for (size_t i = 0; i < b->headers.n; i++) {
+        h = feed(h, b->headers.keys[i]);
+        h = feed(h, b->headers.values[i]);
+    }
+    return h;
+}
+
+static int put_field(struct mb_buf *b, const char *s)
+{
+    return mb_buf_append(b, s, strlen(s) + 1); /* with its NUL */
+}
+
+struct mb_cache_key mb_cachekey_discovery(const struct mb_cache *c, const char *backend,
+                                          uint64_t confhash, const char *method)
+{
+    char buf[512];
+    int n = snprintf(buf, sizeof(buf), "d%c%s%c%016llx%c%s", 0, backend, 0,
+                     (unsigned long long)confhash, 0, method);
+    if (n < 0 || (size_t)n >= sizeof(buf))
+        n = sizeof(buf) - 1; /* names are short (conf limits them); never reached */
+    return mb_cache_key(c, buf, (size_t)n);
+}
+
+int mb_cachekey_response(const struct mb_cache *c, const char *backend, uint64_t confhash,
+                         const char *method, const char *name, const cJSON *args, const char *scope,
+                         struct mb_cache_key *out)
+{
+    struct mb_buf b = {0};
+    char hx[24];
+    snprintf(hx, sizeof(hx), "%016llx", (unsigned long long)confhash);
+    int rc = MB_ERR;
+    if (put_field(&b, "r") || put_field(&b, backend) || put_field(&b, hx) ||
+        put_field(&b, method) || put_field(&b, name) || mb_cachekey_canonical(args, &b) ||
+        mb_buf_append(&b, "", 1) || mb_buf_append_str(&b, scope))
+        goto out;
+    *out = mb_cache_key(c, b.data, b.len);
+    rc = 0;
+out:
+    mb_buf_free(&b);
+    return rc;
+}
+
+enum mb_cachekey_verdict mb_cachekey_result(const char *result, size_t len, uint64_t *ttl_ms)
+{
+    struct mb_json_raw v;
+    *ttl_ms = 0;
+    if (mb_json_member(result, len, "isError", &v) == 0 && v.len == 4 &&
+        memcmp(v.p, "true", 4) == 0)
+        return MB_CACHEKEY_NEVER;
+    struct mb_json_raw scope, ttl;
+    uint64_t t;
+    if (mb_json_member(result, len, "cacheScope", &scope) == 0 && scope.len == 8 &&
+        memcmp(scope.p, "\"public\"", 8) == 0 && mb_json_member(result, len, "ttlMs", &ttl) == 0 &&
+        mb_json_raw_uint(ttl, &t) && t > 0) {
+        *ttl_ms = t;
+        return MB_CACHEKEY_PUBLIC;
+    }
+    return MB_CACHEKEY_PRIVATE;
+}
+
+bool mb_cachekey_listed(const struct mb_conf_strv *cache_tools, const char *name)
+{
+    for (size_t i = 0; i < cache_tools->n; i++)
+        if (fnmatch(cache_tools->v[i], name, 0) == 0)
+            return true;
+    return false;
+}
+
+cJSON *mb_cachekey_annotated(const cJSON *tools)
+{
+    cJSON *out = cJSON_CreateArray();
+    const cJSON *t;
+    if (out == NULL)
+        return NULL;
+    cJSON_ArrayForEach(t, tools)
+    {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(t, "name");
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(t, "annotations");
+        if (!cJSON_IsString(name) ||
+            !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "readOnlyHint")) ||
+            !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "idempotentHint")))
+            continue;
+        cJSON *s = cJSON_CreateString(name->valuestring);
+        if (s == NULL) {
+            cJSON_Delete(out);
+            return NULL;
+        }
+        cJSON_AddItemToArray(out, s);
+    }
+    return out;
+}
+
+bool mb_cachekey_has(const cJSON *names, const char *name)
+{
+    const cJSON *s;
+    cJSON_ArrayForEach(s, names) if (cJSON_IsString(s) &&
+                                     strcmp(s->valuestring, name) == 0) return true;
+    return false;
+}
