@@ -610,6 +610,8 @@ int mb_cache_lease_take(struct mb_cache *c, struct mb_cache_key key, uint64_t tt
     __atomic_store_n(&slot->sum, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&slot->flags, F_LEASE, __ATOMIC_RELAXED);
     __atomic_store_n(&slot->ver, next, __ATOMIC_SEQ_CST);
+    /* Dekker: our publication before our look at the others'. */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
     if (evicted)
         count(c, MB_CACHE_STAT_EVICTIONS, 1);
     /* Another process may have published its lease at the same moment. */

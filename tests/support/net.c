@@ -46,6 +46,18 @@ int mb_test_free_port(void)
     return ntohs(sa.sin_port);
 }
 
+/* The local address connections bind (mb_test_tcp_set_source); 0 = any. */
+static in_addr_t source_addr;
+
+int mb_test_tcp_set_source(const char *addr)
+{
+    struct in_addr a = {0};
+    if (addr != NULL && inet_pton(AF_INET, addr, &a) != 1)
+        return -EINVAL;
+    source_addr = a.s_addr;
+    return 0;
+}
+
 int mb_test_tcp_connect(uint16_t port, int timeout_ms)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -55,6 +67,13 @@ int mb_test_tcp_connect(uint16_t port, int timeout_ms)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     struct sockaddr_in sa = loopback(port);
     int err = 0;
+    if (source_addr != 0) {
+        struct sockaddr_in src = {.sin_family = AF_INET, .sin_addr.s_addr = source_addr};
+        if (bind(fd, (struct sockaddr *)&src, sizeof(src)) == -1) {
+            err = -errno;
+            goto fail;
+        }
+    }
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
         if (errno != EINPROGRESS) {
             err = -errno;

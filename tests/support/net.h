@@ -18,6 +18,11 @@ int mb_test_free_port(void);
  * or -errno (-ETIMEDOUT after timeout_ms). */
 int mb_test_tcp_connect(uint16_t port, int timeout_ms);
 
+/* Connections this process makes afterwards (mb_test_tcp_connect, and so
+ * the WebSocket client) bind the local IPv4 address addr, e.g. "127.0.0.2"
+ * to be a second client address; NULL = the kernel's choice. 0 or -EINVAL. */
+int mb_test_tcp_set_source(const char *addr);
+
 /* Writes all of buf / reads what is there, both bounded by timeout_ms.
  * Return 0 / the byte count (0 at end of stream), or -errno. */
 int mb_test_send_all(int fd, const void *buf, size_t len, int timeout_ms);
