@@ -438,7 +438,7 @@ Test(keys, every_row_decodes_into_its_field)
     cr_expect_str_eq(b0->cache_tools.v[0], "search");
     cr_expect_eq(b0->nendpoints, 0);
     cr_expect(b0->tls.verify, "element default");
-    cr_expect_eq(b0->request_timeout, 60000, "element default");
+    cr_expect_eq(b0->request_timeout, 9000, "element default: routing.request_timeout");
     cr_expect_str_eq(b1->name, "remote-2");
     cr_expect_eq(b1->transport, MB_TRANSPORT_WEBSOCKET);
     cr_assert_eq(b1->nendpoints, 2);
