@@ -48,6 +48,8 @@ Test(examples, default_config_runs_unprivileged_on_loopback)
     cr_expect_str_eq(c->backends[0].command.v[0], "./build/mcp-bridge-testserver");
     cr_expect_str_eq(c->backends[0].command.v[1], "--stdio");
     cr_expect(c->rate_limit.enabled, "the contract's default limits apply");
-    cr_expect_not(c->metrics.enabled);
+    cr_expect(c->metrics.enabled, "make run shows /metrics");
+    cr_expect_str_eq(c->metrics.address, "127.0.0.1", "the admin listener stays on loopback");
+    cr_expect_eq(c->metrics.port, 9090);
     mb_conf_free(&c);
 }
