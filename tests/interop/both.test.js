@@ -18,22 +18,31 @@ describe("everything over stdio and over Streamable HTTP behind one gateway", { 
     const localMark = `local-${process.pid}`;
     const remoteMark = `remote-${process.pid}`;
 
-    before(async () => {
-        srv = await startEverythingHttp({ INTEROP_MARK: remoteMark });
-        gw = await startGateway({
-            backendsYaml: everythingStdioBackend("local", { INTEROP_MARK: localMark }) + httpBackend("remote", srv.url),
-        });
-        await gw.waitReady(["local", "remote"]);
-        client = await connectClient(gw);
-        seen = tapTransport(client);
-    }, { timeout: 25000 });
-
-    after(async () => {
+    // Stops what is running; the gateway must have stopped cleanly on TERM.
+    async function cleanup() {
         await client?.close();
         const r = gw ? await gw.stop() : null;
         await srv?.stop();
         if (r) assert.deepEqual(r, { inTime: true, code: 0, signal: null }, gw.logs());
-    }, { timeout: 15000 });
+    }
+
+    before(async () => {
+        try {
+            srv = await startEverythingHttp({ INTEROP_MARK: remoteMark });
+            gw = await startGateway({
+                backendsYaml:
+                    everythingStdioBackend("local", { INTEROP_MARK: localMark }) + httpBackend("remote", srv.url),
+            });
+            await gw.waitReady(["local", "remote"]);
+            client = await connectClient(gw);
+            seen = tapTransport(client);
+        } catch (e) {
+            await cleanup().catch(() => {});
+            throw e;
+        }
+    }, { timeout: 25000 });
+
+    after(cleanup, { timeout: 15000 });
 
     it("tools/list merges both backends, every name prefixed, none twice", async () => {
         const names = (await client.listTools()).tools.map((t) => t.name);

@@ -13,20 +13,28 @@ describe("everything over Streamable HTTP behind the gateway", { timeout: 45000 
     let srv, gw, client, seen;
     const marker = `http-${process.pid}`;
 
-    before(async () => {
-        srv = await startEverythingHttp({ INTEROP_MARK: marker });
-        gw = await startGateway({ backendsYaml: httpBackend("everything", srv.url) });
-        await gw.waitReady(["everything"]);
-        client = await connectClient(gw);
-        seen = tapTransport(client);
-    }, { timeout: 20000 });
-
-    after(async () => {
+    // Stops what is running; the gateway must have stopped cleanly on TERM.
+    async function cleanup() {
         await client?.close();
         const r = gw ? await gw.stop() : null;
         await srv?.stop();
         if (r) assert.deepEqual(r, { inTime: true, code: 0, signal: null }, gw.logs());
-    }, { timeout: 15000 });
+    }
+
+    before(async () => {
+        try {
+            srv = await startEverythingHttp({ INTEROP_MARK: marker });
+            gw = await startGateway({ backendsYaml: httpBackend("everything", srv.url) });
+            await gw.waitReady(["everything"]);
+            client = await connectClient(gw);
+            seen = tapTransport(client);
+        } catch (e) {
+            await cleanup().catch(() => {});
+            throw e;
+        }
+    }, { timeout: 20000 });
+
+    after(cleanup, { timeout: 15000 });
 
     it("the gateway opened upstream sessions on the HTTP server", () => {
         // The server logs each session it creates (one per worker that

@@ -13,27 +13,32 @@ describe("everything over stdio behind the gateway", { timeout: 45000 }, () => {
     let gw, client, seen, earlyCaps;
     const marker = `stdio-${process.pid}`;
 
+    // Stops what is running; the gateway must have stopped cleanly on TERM
+    // (it then stops its stdio children itself).
+    async function cleanup() {
+        await client?.close();
+        const r = gw ? await gw.stop() : null;
+        if (r) assert.deepEqual(r, { inTime: true, code: 0, signal: null }, gw.logs());
+    }
+
     before(async () => {
-        gw = await startGateway({ backendsYaml: everythingStdioBackend("everything", { INTEROP_MARK: marker }) });
-        // A client that initializes at once, while the workers' Node
-        // children are still starting (that takes over a second).
-        const early = await connectClient(gw);
-        earlyCaps = early.getServerCapabilities();
-        await early.close();
-        await gw.waitReady(["everything"]);
-        client = await connectClient(gw);
-        seen = tapTransport(client);
+        try {
+            gw = await startGateway({ backendsYaml: everythingStdioBackend("everything", { INTEROP_MARK: marker }) });
+            // A client that initializes at once, while the workers' Node
+            // children are still starting (that takes over a second).
+            const early = await connectClient(gw);
+            earlyCaps = early.getServerCapabilities();
+            await early.close();
+            await gw.waitReady(["everything"]);
+            client = await connectClient(gw);
+            seen = tapTransport(client);
+        } catch (e) {
+            await cleanup().catch(() => {});
+            throw e;
+        }
     }, { timeout: 20000 });
 
-    after(async () => {
-        await client?.close();
-        if (gw) {
-            const r = await gw.stop();
-            // The gateway must stop cleanly on TERM (it then stops its
-            // stdio children itself).
-            assert.deepEqual(r, { inTime: true, code: 0, signal: null }, gw.logs());
-        }
-    }, { timeout: 15000 });
+    after(cleanup, { timeout: 15000 });
 
     it("initialize is answered by the gateway, with the backend's prompts and resources", () => {
         assert.equal(client.getServerVersion().name, "mcp-bridge");

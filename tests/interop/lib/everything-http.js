@@ -10,7 +10,12 @@
 // "INTEROP_LISTENING 127.0.0.1:<port>" on stderr once it is listening.
 
 import net from "node:net";
+import { webcrypto } from "node:crypto";
 import { pathToFileURL } from "node:url";
+
+// The SDK's Streamable HTTP server uses the global Web Crypto object, global
+// from Node 19 on; Debian 12's Node 18 has it only as node:crypto's webcrypto.
+if (typeof globalThis.crypto === "undefined") globalThis.crypto = webcrypto;
 
 const main = process.argv[2];
 if (!main) {

@@ -51,16 +51,30 @@ function buildDir() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// Every process still running when this test process exits (a failed
-// assertion before cleanup, the runner's timeout) is killed with its group.
+// Every process still running when this test process ends (a failed hook
+// before cleanup, the runner cancelled, `timeout` from make) is killed with
+// its group, and the gateways' files are removed. The children are in groups
+// of their own, so a signal to this process does not reach them: forward
+// it that way, then die of it.
 const live = new Set();
-process.on("exit", () => {
+const leftovers = new Set(); // shm files and temporary directories
+function killAll() {
     for (const pid of live) {
         try {
             process.kill(-pid, "SIGKILL");
         } catch {}
     }
-});
+    live.clear();
+    for (const p of leftovers) rmSync(p, { recursive: true, force: true });
+    leftovers.clear();
+}
+process.on("exit", killAll);
+for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"]) {
+    process.once(sig, () => {
+        killAll();
+        process.kill(process.pid, sig);
+    });
+}
 
 /** A TCP port free on 127.0.0.1 at the time of asking. */
 export function freePort() {
@@ -110,7 +124,12 @@ async function stopChild(proc, timeoutMs) {
             process.kill(pid, "SIGTERM");
         } catch {}
     }
-    const inTime = await Promise.race([exited.then(() => true), sleep(timeoutMs).then(() => false)]);
+    let timer;
+    const inTime = await Promise.race([
+        exited.then(() => true),
+        new Promise((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
+    ]);
+    clearTimeout(timer); // a pending timer would keep this test process alive
     // Whatever is left of the group (a worker, a stdio backend) goes too.
     try {
         process.kill(-pid, "SIGKILL");
@@ -198,6 +217,7 @@ export async function startGateway({ backendsYaml, prefix = "auto" }) {
     const bin = path.join(buildDir(), "mcp-bridge");
     if (!existsSync(bin)) throw new Error(`${bin} not found: build it first (make all)`);
     const dir = mkdtempSync(path.join(os.tmpdir(), "mb-interop-"));
+    leftovers.add(dir);
     const port = await freePort();
     const shm = `/dev/shm/mb-interop-${process.pid}-${randomBytes(4).toString("hex")}`;
     const conf = path.join(dir, "gateway.yaml");
@@ -218,7 +238,9 @@ export async function startGateway({ backendsYaml, prefix = "auto" }) {
             "backends:\n" +
             backendsYaml,
     );
+    leftovers.add(shm);
     const proc = spawnGroup(bin, ["-g", "-c", conf], { cwd: dir });
+    let saved = null;
     const gw = {
         proc,
         port,
@@ -227,6 +249,7 @@ export async function startGateway({ backendsYaml, prefix = "auto" }) {
         url: `ws://127.0.0.1:${port}/mcp`,
         /** The master's output and the error log, for failure messages. */
         logs() {
+            if (saved !== null) return saved; // stopped: its files are gone
             let log = "";
             try {
                 log = readFileSync(errorLog, "utf8");
@@ -260,8 +283,11 @@ export async function startGateway({ backendsYaml, prefix = "auto" }) {
         },
         async stop() {
             const r = await stopChild(proc, 5000);
+            saved = gw.logs();
             rmSync(shm, { force: true });
             rmSync(dir, { recursive: true, force: true });
+            leftovers.delete(shm);
+            leftovers.delete(dir);
             return r;
         },
     };
