@@ -286,6 +286,19 @@ int main(int argc, char **argv)
         mb_log_error("out of memory");
         return MB_EXIT_ERROR;
     }
+    /* From the moment the pid file exists, `-s stop` may signal us: block
+     * the signals the master handles until its handlers are in place
+     * (mb_master_run), so such a signal waits instead of killing the master
+     * mid-start with the pid file left behind (creating the region, caches
+     * included, takes a moment). */
+    sigset_t early;
+    sigemptyset(&early);
+    sigaddset(&early, SIGTERM);
+    sigaddset(&early, SIGINT);
+    sigaddset(&early, SIGQUIT);
+    sigaddset(&early, SIGHUP);
+    sigaddset(&early, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &early, NULL);
     if (mb_pidfile_write(pid_path, err, sizeof(err)) != MB_OK) {
         mb_log_error("%s", err);
         if (mb_log_fd() != 2 && cli.foreground)
