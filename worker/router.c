@@ -83,6 +83,8 @@ struct fanout {
     size_t outstanding; /* parts not answered */
     size_t asked, answered;
     struct mb_flight **lead; /* per backend: the discovery flight it leads, or NULL */
+    bool memo_ok;            /* every part so far came straight from the discovery cache */
+    struct mb_buf memo_in;   /* ... and these were the cached lists (see list_memo) */
 };
 
 /* A server-to-client request forwarded to a client. */
@@ -109,6 +111,31 @@ struct backend {
     uint64_t confhash;             /* of its configuration: part of its cache keys */
     bool was_ready;                /* it was READY before: a reconnection invalidates */
     cJSON *annotated;              /* tools it declared readOnly + idempotent; NULL unknown */
+    struct mb_cache_key dkey[MB_LIST_KINDS]; /* its discovery cache keys, once computed */
+    unsigned dkey_have;                      /* bit k: dkey[k] is computed */
+};
+
+/*
+ * The last merged list of each kind, memoized. A list request answered from
+ * the discovery cache used to parse every backend's cached list with cJSON,
+ * merge, prefix and print it again: ~250,000 instructions per tools/list
+ * for the test server's seven tools, almost all of a request's cost. The
+ * merged body is a function of which backends are asked, the bytes of
+ * their cached lists, and the configuration; its side effects (learned
+ * names, annotations) are a function of the same bytes. So the memo keeps
+ * the inputs (per asked backend: its index and its cached value) next to
+ * the body, and a request whose cache lookups return exactly those bytes,
+ * for exactly the same backends, gets the body with its id spliced in. The
+ * cache is still consulted every time (TTL, invalidation and other workers'
+ * writes behave as before); only the parse/merge/print is skipped. epoch
+ * guards the side effects: whatever else changes learned names or
+ * annotations bumps r->list_epoch and so retires the memo.
+ */
+struct list_memo {
+    bool valid;
+    uint64_t epoch;
+    struct mb_buf in;   /* per asked backend: size_t index, size_t len, len bytes */
+    struct mb_buf body; /* the merged result object */
 };
 
 struct mb_router {
@@ -125,6 +152,8 @@ struct mb_router {
     struct mb_flights flights; /* single flight (cache_flight.h) */
     ev_timer poll;             /* while fetches of other workers are awaited */
     struct mb_buf cval;        /* scratch: a value copied out of a cache */
+    uint64_t list_epoch;       /* bumped when learned names or annotations change */
+    struct list_memo memo[MB_LIST_KINDS];
 };
 
 static uint64_t now_ms(const struct mb_router *r)
@@ -354,9 +383,32 @@ static void fan_free(struct fanout *f)
             flight_abort(f->r, fl);
         }
     free(f->lead);
+    mb_buf_free(&f->memo_in);
     mb_merge_free(&f->merge);
     free(f->cid);
     free(f);
+}
+
+/* f merged lists that all came from the discovery cache: remember the
+ * inputs and the body (res is taken over and left empty). */
+static void memo_store(struct mb_router *r, struct fanout *f, struct mb_buf *res)
+{
+    struct list_memo *mm = &r->memo[f->merge.kind];
+    struct mb_buf t;
+    t = mm->in, mm->in = f->memo_in, f->memo_in = t;
+    t = mm->body, mm->body = *res, *res = t;
+    mb_buf_reset(&f->memo_in);
+    mb_buf_reset(res);
+    mm->epoch = r->list_epoch;
+    mm->valid = true;
+}
+
+static void memo_note(struct fanout *f, size_t bi, const char *v, size_t len)
+{
+    if (f->memo_ok && (mb_buf_append(&f->memo_in, &bi, sizeof(bi)) != 0 ||
+                       mb_buf_append(&f->memo_in, &len, sizeof(len)) != 0 ||
+                       mb_buf_append(&f->memo_in, v, len) != 0))
+        f->memo_ok = false;
 }
 
 static void fan_part_done(struct fanout *f)
@@ -384,7 +436,10 @@ static void fan_part_done(struct fanout *f)
                     continue;
                 cJSON_Delete(r->b[i].learned[f->merge.kind]);
                 r->b[i].learned[f->merge.kind] = learned[i];
+                r->list_epoch++;
             }
+            if (f->memo_ok && f->asked > 0 && f->answered == f->asked)
+                memo_store(r, f, &res);
         } else {
             for (size_t i = 0; i < r->n; i++)
                 cJSON_Delete(learned[i]);
@@ -505,6 +560,7 @@ static void note_annotated(struct backend *b, const cJSON *tools)
         return;
     cJSON_Delete(b->annotated);
     b->annotated = names;
+    b->r->list_epoch++;
 }
 
 static void flight_end(struct mb_router *r, struct mb_flight *fl)
@@ -608,10 +664,16 @@ static void on_poll(struct ev_loop *loop, ev_timer *t, int revents)
 
 /* ------------------------------------------------ discovery */
 
-static struct mb_cache_key disc_key(struct mb_router *r, const struct backend *b, int kind)
+/* The key depends only on things fixed for the router's life (the cache's
+ * seed, the backend's name and config hash, the method): computed once. */
+static struct mb_cache_key disc_key(struct mb_router *r, struct backend *b, int kind)
 {
-    return mb_cachekey_discovery(cache_of(r, MB_CACHE_DISCOVERY), b->conf->name, b->confhash,
-                                 mb_list_method((enum mb_list_kind)kind));
+    if (!(b->dkey_have & (1u << kind))) {
+        b->dkey[kind] = mb_cachekey_discovery(cache_of(r, MB_CACHE_DISCOVERY), b->conf->name,
+                                              b->confhash, mb_list_method((enum mb_list_kind)kind));
+        b->dkey_have |= 1u << kind;
+    }
+    return b->dkey[kind];
 }
 
 /* Asks backend b for f's list: from the cache, by joining a fetch in
@@ -620,8 +682,10 @@ static int disc_ask(struct fanout *f, struct backend *b)
 {
     struct mb_router *r = f->r;
     int kind = (int)f->merge.kind;
-    if (!r->disc_on)
+    if (!r->disc_on) {
+        f->memo_ok = false;
         return fan_ask(f, b, NULL);
+    }
     struct mb_cache *c = cache_of(r, MB_CACHE_DISCOVERY);
     struct mb_cache_key key = disc_key(r, b, kind);
     if (cache_lookup(r, c, key) == 0) {
@@ -629,6 +693,7 @@ static int disc_ask(struct fanout *f, struct backend *b)
         int rc = mb_merge_page(&f->merge, b->index, r->cval.data, r->cval.len, &cursor);
         free(cursor);
         if (rc == 0) {
+            memo_note(f, b->index, r->cval.data, r->cval.len);
             if (kind == MB_LIST_TOOLS)
                 note_annotated(b, f->merge.items[b->index]);
             f->answered++;
@@ -636,6 +701,7 @@ static int disc_ask(struct fanout *f, struct backend *b)
         }
         mb_merge_drop(&f->merge, b->index); /* unreadable: fetch it again */
     }
+    f->memo_ok = false;
     struct mb_flight *fl = mb_flights_find(&r->flights, MB_CACHE_DISCOVERY, key);
     if (fl == NULL) {
         int lease = mb_cache_lease_take(c, key, lease_ms(b), mb_time_mono_ms());
@@ -857,9 +923,58 @@ static void resp_done(struct mb_pending *p, const char *msg, size_t len)
 static const char *const cap_of_kind[MB_LIST_KINDS] = {"tools", "prompts", "resources",
                                                        "resources"};
 
+/* Whether a list fan-out asks backend b. */
+static bool fan_wants(const struct backend *b, enum mb_list_kind kind)
+{
+    if (b->state == B_DOWN || b->state == B_CLOSED)
+        return false;
+    return b->state != B_READY || cJSON_GetObjectItemCaseSensitive(b->caps, cap_of_kind[kind]);
+}
+
+/* Answers a list request from r->memo[kind] when every backend it would ask
+ * has exactly the memo's input in the discovery cache (see list_memo).
+ * Returns 0 when answered, MB_DECLINED otherwise. */
+static int memo_reply(struct mb_router *r, struct mb_conn *c, const struct mb_jsonrpc_msg *m,
+                      enum mb_list_kind kind)
+{
+    struct list_memo *mm = &r->memo[kind];
+    if (!r->disc_on || !mm->valid || mm->epoch != r->list_epoch)
+        return MB_DECLINED;
+    struct mb_cache *cache = cache_of(r, MB_CACHE_DISCOVERY);
+    const char *p = mm->in.data, *end = p + mm->in.len;
+    size_t bi, len;
+    for (size_t i = 0; i < r->n; i++) {
+        struct backend *b = &r->b[i];
+        if (!fan_wants(b, kind))
+            continue;
+        if ((size_t)(end - p) < sizeof(bi) + sizeof(len))
+            return MB_DECLINED;
+        memcpy(&bi, p, sizeof(bi));
+        memcpy(&len, p + sizeof(bi), sizeof(len));
+        p += sizeof(bi) + sizeof(len);
+        if (bi != i || (size_t)(end - p) < len ||
+            cache_lookup(r, cache, disc_key(r, b, (int)kind)) != 0 || r->cval.len != len ||
+            memcmp(r->cval.data, p, len) != 0)
+            return MB_DECLINED;
+        p += len;
+    }
+    if (p != end)
+        return MB_DECLINED;
+    struct mb_buf *o = &r->out;
+    mb_buf_reset(o);
+    if (mb_jsonrpc_write_result(o, m->id, m->id_len, mm->body.data, mm->body.len) != 0)
+        return MB_DECLINED; /* out of memory: the long way reports it */
+    send_to_client(c, o->data, o->len);
+    return 0;
+}
+
 static int fan_out(struct mb_router *r, struct mb_conn *c, const struct mb_jsonrpc_msg *m,
                    enum mb_list_kind kind, struct mb_buf *out, struct mb_mcp_outcome *res)
 {
+    if (memo_reply(r, c, m, kind) == 0) {
+        res->replied = false; /* sent through the connection's queue, as below */
+        return 0;
+    }
     struct fanout *f = calloc(1, sizeof(*f));
     if (f == NULL || mb_merge_init(&f->merge, kind, r->n) != 0 ||
         (f->cid = malloc(m->id_len)) == NULL) {
@@ -872,14 +987,14 @@ static int fan_out(struct mb_router *r, struct mb_conn *c, const struct mb_jsonr
     f->r = r;
     f->client = c;
     f->outstanding = 1; /* held while asking, so no part finishes it early */
+    f->memo_ok = true;
     for (size_t i = 0; i < r->n; i++) {
         struct backend *b = &r->b[i];
-        if (b->state == B_DOWN || b->state == B_CLOSED)
-            continue;
-        if (b->state == B_READY && !cJSON_GetObjectItemCaseSensitive(b->caps, cap_of_kind[kind]))
+        if (!fan_wants(b, kind))
             continue;
         if (disc_ask(f, b) != 0) {
             mb_log_error("out of memory fanning out %s", m->method);
+            f->memo_ok = false;
             continue;
         }
         f->asked++;
@@ -1743,6 +1858,10 @@ void mb_router_free(struct mb_router **rp)
     }
     for (size_t i = 0; i < r->n; i++)
         cJSON_Delete(r->b[i].annotated);
+    for (int k = 0; k < MB_LIST_KINDS; k++) {
+        mb_buf_free(&r->memo[k].in);
+        mb_buf_free(&r->memo[k].body);
+    }
     mb_flights_clear(&r->flights);
     mb_buf_free(&r->cval);
     mb_idmap_free(&r->ids);
