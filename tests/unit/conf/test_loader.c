@@ -180,14 +180,14 @@ Test(loader, unsupported_features_read_off)
     cr_expect_eq(c->rate_limit.memcached.lease, 100);
     cr_expect_eq(c->rate_limit.memcached.on_error_allow, true);
     cr_expect_eq(c->rate_limit.noverrides, 0);
-    cr_expect_eq(c->caching.enabled, false);
-    cr_expect_eq(c->caching.response_cache.enabled, false);
+    cr_expect_eq(c->caching.enabled, true);
+    cr_expect_eq(c->caching.response_cache.enabled, true);
     cr_expect_eq(c->caching.response_cache.ttl, 60000);
     cr_expect_eq(c->caching.response_cache.max_size, 10000);
     cr_expect_eq(c->caching.response_cache.max_entry_size, 256000);
-    cr_expect_eq(c->caching.discovery_cache.enabled, false);
+    cr_expect_eq(c->caching.discovery_cache.enabled, true);
     cr_expect_eq(c->caching.discovery_cache.ttl, 300000);
-    cr_expect_eq(c->caching.auth_cache.enabled, false);
+    cr_expect_eq(c->caching.auth_cache.enabled, true);
     cr_expect_eq(c->caching.auth_cache.max_size, 50000);
     cr_expect_eq(c->routing.strategy, MB_STRATEGY_LEAST_RESPONSE_TIME);
     cr_expect_eq(c->routing.prefix, MB_PREFIX_AUTO);
@@ -424,8 +424,8 @@ Test(errors, not_supported_yet)
                "t.yaml:2:3: routing.strategy: not supported yet");
     load_fails("connection_pool:\n  tls_handshake_timeout: 5s\n",
                "t.yaml:2:3: connection_pool.tls_handshake_timeout: not supported yet");
-    load_fails("caching:\n  response_cache:\n    ttl: 5s\n",
-               "t.yaml:3:5: caching.response_cache.ttl: not supported yet");
+    load_fails("routing:\n  health_check_interval: 5s\n",
+               "t.yaml:2:3: routing.health_check_interval: not supported yet");
 }
 
 Test(errors, missing_env_var)
