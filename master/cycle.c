@@ -467,6 +467,9 @@ static void reload(void)
     M.current = g;
     if (mb_log_open(conf->logging.error_log, conf->logging.level) != 0)
         mb_log_error("cannot open error log %s: keeping the old one", conf->logging.error_log);
+    /* Counted before the generation is published: a reader that sees the
+     * new generation also sees the reload that made it. */
+    count_reload(true);
     mb_shm_set_generation(M.shm, g->id);
     start_generation(g);
     uint64_t now = mb_time_mono_ms();
@@ -476,7 +479,6 @@ static void reload(void)
             signal_worker(w, SIGQUIT,
                           now + (uint64_t)w->gen->conf->server.shutdown_timeout + KILL_GRACE_MS);
     }
-    count_reload(true);
     mb_log_info("reloaded: generation %llu", (unsigned long long)g->id);
 }
 
