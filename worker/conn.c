@@ -79,6 +79,12 @@ void mb_conn_free(struct mb_conn **cp)
         m = next;
     }
     mb_buf_free(&c->rx);
+    if (c->flush_queued)
+        for (struct mb_conn **pp = &w->flush_head; *pp != NULL; pp = &(*pp)->flush_next)
+            if (*pp == c) {
+                *pp = c->flush_next;
+                break;
+            }
     lws_set_opaque_user_data(c->wsi, NULL);
     list_unlink(list_of(c), c);
     w->nconns--;
@@ -123,10 +129,19 @@ int mb_conn_enqueue(struct mb_conn *c, const char *data, size_t len)
         lws_rx_flow_control(c->wsi, 0);
         c->rx_paused = true;
     }
-    /* A non-empty queue already has a writeable callback coming (the
-     * writeable handler asks again while messages remain). */
-    if (was_empty)
+    /* A non-empty queue already has a flush or a writeable callback coming
+     * (both ask again while messages remain). */
+    if (!was_empty)
+        return 0;
+    if (c->is_ws && !c->closing) {
+        if (!c->flush_queued) {
+            c->flush_queued = true;
+            c->flush_next = c->w->flush_head;
+            c->w->flush_head = c;
+        }
+    } else {
         lws_callback_on_writable(c->wsi);
+    }
     return 0;
 }
 
@@ -209,6 +224,24 @@ static int write_batch(struct mb_conn *c)
     return count;
 }
 
+/* Writes the head of the queue (several messages in one write when they
+ * fit in tx_batch). Returns -1 when the connection failed. */
+static int write_queued(struct mb_conn *c)
+{
+    struct mb_outmsg *m = c->out_head;
+    int sent = m->next != NULL && m->len + m->next->len + 2 * FRAME_HDR_MAX <= c->w->tx_batch
+                   ? write_batch(c)
+                   : write_one(c);
+    if (sent < 0)
+        return -1;
+    mb_conn_touch(c);
+    if (c->rx_paused && c->out_bytes <= MB_CONN_OUT_LOW) {
+        lws_rx_flow_control(c->wsi, 1);
+        c->rx_paused = false;
+    }
+    return 0;
+}
+
 int mb_conn_writeable(struct mb_conn *c)
 {
     if (c->closing) {
@@ -229,22 +262,42 @@ int mb_conn_writeable(struct mb_conn *c)
             lws_callback_on_writable(c->wsi);
         return 0;
     }
-    struct mb_outmsg *m = c->out_head;
-    if (m == NULL)
-        return 0;
-    int sent = m->next != NULL && m->len + m->next->len + 2 * FRAME_HDR_MAX <= c->w->tx_batch
-                   ? write_batch(c)
-                   : write_one(c);
-    if (sent < 0)
+    if (c->write_failed)
         return -1;
-    mb_conn_touch(c);
-    if (c->rx_paused && c->out_bytes <= MB_CONN_OUT_LOW) {
-        lws_rx_flow_control(c->wsi, 1);
-        c->rx_paused = false;
-    }
+    if (c->out_head == NULL)
+        return 0;
+    if (write_queued(c) < 0)
+        return -1;
     if (c->out_head)
         lws_callback_on_writable(c->wsi);
     return 0;
+}
+
+void mb_conn_flush(struct mb_worker *w)
+{
+    struct mb_conn *c;
+    while ((c = w->flush_head) != NULL) {
+        w->flush_head = c->flush_next;
+        c->flush_next = NULL;
+        c->flush_queued = false;
+        if (c->out_head == NULL || c->closing)
+            continue; /* a close drops the queue from its writeable callback */
+        /* lws still holds part of an earlier write: it calls back when that
+         * is out, and the queue follows from there. */
+        if (lws_partial_buffered(c->wsi)) {
+            lws_callback_on_writable(c->wsi);
+            continue;
+        }
+        if (write_queued(c) < 0) {
+            /* Closing from here would run lws's close outside its service;
+             * the writeable callback returns -1 instead. */
+            c->write_failed = true;
+            lws_callback_on_writable(c->wsi);
+            continue;
+        }
+        if (c->out_head)
+            lws_callback_on_writable(c->wsi);
+    }
 }
 
 static void kill_now(struct mb_conn *c)

@@ -8,9 +8,19 @@
  * the wsi (LWS_CALLBACK_WSI_DESTROY); it hangs off the wsi as its opaque user
  * data, which survives lws's protocol switch at the WebSocket upgrade.
  *
- * Output: replies are queued in order and written one lws_write() per
- * LWS_CALLBACK_SERVER_WRITEABLE, so a slow reader never blocks the loop and
- * no reply is dropped. When several replies are queued, that one write
+ * Output: replies are queued in order. A WebSocket whose queue was empty is
+ * put on the worker's flush list, and mb_conn_flush() writes its queue
+ * directly once per loop iteration, right before the loop waits (an
+ * ev_prepare watcher): everything the iteration produced for it (pipelined
+ * requests, several backend answers) goes out in one write, without asking
+ * lws for a writeable callback first. That request used to cost, per reply,
+ * two epoll_ctl calls (POLLOUT on, then off) and one more loop iteration; in
+ * a closed loop the socket is nearly always writable, and when it is not,
+ * lws keeps the unsent rest itself (lws_partial_buffered) and the worker
+ * falls back to LWS_CALLBACK_SERVER_WRITEABLE, one lws_write() per
+ * callback, until the queue is empty; so a slow reader never blocks the
+ * loop and no reply is dropped. Closes, pings and plain HTTP connections
+ * always go through the writeable callback. When several replies are queued, that one write
  * carries as many whole frames as fit in server.websocket.write_buffer_size
  * (conn.c write_batch): one send() per batch instead of one per reply. When a client lets more than
  * MB_CONN_OUT_HIGH bytes pile up, the worker stops reading from it (lws rx flow control) until the
@@ -72,9 +82,12 @@ struct mb_conn {
     bool ping_due;           /* a ping waits for the next writeable callback */
     bool pong_wait;          /* a ping was sent and not answered yet */
     bool rx_paused;          /* reading stopped by back-pressure */
+    bool flush_queued;       /* on w->flush_head */
+    bool write_failed;       /* a direct write failed: the writeable callback closes */
     uint16_t close_code;
     const char *close_reason;
     struct mb_outmsg *out_head, *out_tail;
+    struct mb_conn *flush_next; /* on w->flush_head */
     size_t out_bytes;
     struct mb_buf rx; /* fragments of the message being received */
     struct mb_mcp_session session;
@@ -89,9 +102,13 @@ void mb_conn_free(struct mb_conn **cp);
 void mb_conn_touch(struct mb_conn *c);
 /* A pong arrived. */
 void mb_conn_pong(struct mb_conn *c);
-/* Queues a copy of one text message and asks lws for a writeable callback.
- * Returns 0, or MB_ERR when memory ran out. */
+/* Queues a copy of one text message; it is written by mb_conn_flush() or
+ * from a writeable callback (see above). Returns 0, or MB_ERR when memory
+ * ran out. */
 int mb_conn_enqueue(struct mb_conn *c, const char *data, size_t len);
+/* Writes the queues of the connections on the flush list (the worker's
+ * ev_prepare watcher calls it once per loop iteration). */
+void mb_conn_flush(struct mb_worker *w);
 /* LWS_CALLBACK_SERVER_WRITEABLE: performs a requested close, or sends a due
  * ping, or writes one queued message. Returns what the callback returns. */
 int mb_conn_writeable(struct mb_conn *c);

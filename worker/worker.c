@@ -176,6 +176,15 @@ static void on_signal(struct ev_loop *loop, ev_signal *s, int revents)
     }
 }
 
+/* Replies queued during this loop iteration go out before it waits
+ * (conn.h "Output"). */
+static void on_flush(struct ev_loop *loop, ev_prepare *p, int revents)
+{
+    struct mb_worker *w = p->data;
+    if (w->flush_head != NULL)
+        mb_conn_flush(w);
+}
+
 static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
 {
     struct mb_worker *w = t->data;
@@ -316,6 +325,9 @@ int mb_worker_main(const struct mb_worker_args *args)
     ev_timer_init(&w->tick, on_tick, 1., 1.);
     w->tick.data = w;
     ev_timer_start(w->loop, &w->tick);
+    ev_prepare_init(&w->flush, on_flush);
+    w->flush.data = w;
+    ev_prepare_start(w->loop, &w->flush);
 
     mb_shm_worker_set_state(w->shm, w->index, MB_WORKER_RUNNING);
     mb_shm_worker_heartbeat(w->shm, w->index);
@@ -346,6 +358,7 @@ out:
         mb_metrics_free(w);
         mb_accesslog_close(w);
         ev_timer_stop(w->loop, &w->tick);
+        ev_prepare_stop(w->loop, &w->flush);
         ev_timer_stop(w->loop, &w->drain_timer);
         mb_router_free(&w->router);
         ev_loop_destroy(w->loop);

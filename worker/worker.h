@@ -79,10 +79,12 @@ struct mb_worker {
 
     struct mb_router *router; /* the backends (router.c) */
 
-    bool kick_lws;            /* lws timers were armed outside an lws callback */
-    struct mb_buf reply;      /* scratch: the reply being built */
-    struct mb_buf tx_scratch; /* scratch: replies framed together (conn.c) */
-    size_t tx_batch;          /* most bytes framed into one write: websocket.write_buffer_size */
+    bool kick_lws;              /* lws timers were armed outside an lws callback */
+    struct mb_buf reply;        /* scratch: the reply being built */
+    struct mb_buf tx_scratch;   /* scratch: replies framed together (conn.c) */
+    size_t tx_batch;            /* most bytes framed into one write: websocket.write_buffer_size */
+    ev_prepare flush;           /* before the loop waits: write what was queued (conn.c) */
+    struct mb_conn *flush_head; /* connections whose queue was empty when a reply came */
 
     struct mb_metrics *metrics;     /* the admin endpoint (metrics.c); NULL when off */
     struct mb_accesslog *accesslog; /* accesslog.c; NULL when logging.access_log is off */
