@@ -23,8 +23,9 @@
 #include "worker/mcp.h"
 #include "worker/worker.h"
 
-#define FLUSH_S        1.0
-#define LINE_MAX_BYTES 2048 /* method 63 + tool 127 bytes, escaped at most 6x, plus the rest */
+#define FLUSH_S 1.0
+#define LINE_MAX_BYTES                                                                             \
+    2048 /* method 63 + tool 127 bytes, escaped at most 6x, backend 127, plus the rest */
 
 struct mb_accesslog {
     int fd; /* -1 while the file cannot be opened */
@@ -258,7 +259,12 @@ void mb_accesslog_request(struct mb_worker *w, struct mb_conn *c, const struct m
     put_json(&l, client);
     puts_(&l, ",\"method\":");
     put_json(&l, res->method_name);
-    puts_(&l, ",\"backend\":\"gateway\",\"tool\":");
+    /* Backend names are [A-Za-z0-9_-]+ (conf) but of any length: at most 127. */
+    char backend[128];
+    snprintf(backend, sizeof(backend), "%s", res->backend ? res->backend : "gateway");
+    puts_(&l, ",\"backend\":");
+    put_json(&l, backend);
+    puts_(&l, ",\"tool\":");
     put_json(&l, res->tool);
     putf(&l,
          ",\"status\":\"%s\",\"code\":%d,\"duration_ms\":%.3f,\"bytes_in\":%zu,\"bytes_out\":%zu}",

@@ -15,7 +15,12 @@
  *   client      the peer address and port
  *   method      the JSON-RPC method as sent (at most 63 bytes; null for a
  *               message that was not a request)
- *   backend     who answered: "gateway" while the gateway answers itself
+ *   backend     who answered: the backend's configured name (at most 127
+ *               bytes) for an answer from a backend or from its cached
+ *               results, including the gateway's errors about that backend
+ *               (timeout, unavailable); "gateway" when the gateway answered
+ *               on its own (initialize, ping, lists merged over backends,
+ *               unknown names, rate limiting)
  *   tool        tools/call: params.name (at most 127 bytes), else null
  *   status      "ok" or "error"; code: the JSON-RPC error code (0 for ok)
  *   duration_ms time from the request's arrival to the queued answer

@@ -69,6 +69,28 @@ static const cJSON *param(struct call *c, const char *name)
     return c->m->params ? cJSON_GetObjectItemCaseSensitive(c->m->params, name) : NULL;
 }
 
+int mb_mcp_initialize_reply(struct mb_mcp_session *s, const char *id, size_t id_len,
+                            struct mb_buf *o)
+{
+    size_t mark = o->len;
+    unsigned caps = 0;
+    /* Only capabilities the gateway really has: tools, whose list changes
+     * when backends come and go, and what its backends announced. */
+    if (LIT(o, "{\"jsonrpc\":\"2.0\",\"id\":") || mb_buf_append(o, id, id_len) ||
+        LIT(o, ",\"result\":{\"protocolVersion\":\"") ||
+        mb_buf_append_str(o, mb_mcp_versions[s->version < 0 ? 0 : s->version]) ||
+        LIT(o, "\",\"capabilities\":") ||
+        (s->router ? mb_router_capabilities(s->router, o, &caps)
+                   : LIT(o, "{\"tools\":{\"listChanged\":true}}")) ||
+        LIT(o, ",\"serverInfo\":{\"name\":\"mcp-bridge\",\"version\":\"" MB_VERSION "\"}}}")) {
+        o->len = mark;
+        return MB_ERR;
+    }
+    s->caps_sent = caps;
+    s->ready_seq = s->router ? mb_router_ready_seq(s->router) : 0;
+    return 0;
+}
+
 static int do_initialize(struct call *c)
 {
     if (c->s->initialized)
@@ -85,21 +107,15 @@ static int do_initialize(struct call *c)
     int v = version_index(pv->valuestring);
     c->s->version = v < 0 ? 0 : v;
     c->s->initialized = true;
-
-    struct mb_buf *o = c->out;
-    size_t mark = o->len;
-    c->res->replied = true;
-    /* Only capabilities the gateway really has: tools, whose list changes
-     * when backends come and go, and what its backends announced. */
-    if (LIT(o, "{\"jsonrpc\":\"2.0\",\"id\":") || mb_buf_append(o, c->m->id, c->m->id_len) ||
-        LIT(o, ",\"result\":{\"protocolVersion\":\"") ||
-        mb_buf_append_str(o, mb_mcp_versions[c->s->version]) || LIT(o, "\",\"capabilities\":") ||
-        (c->s->router ? mb_router_capabilities(c->s->router, o)
-                      : LIT(o, "{\"tools\":{\"listChanged\":true}}")) ||
-        LIT(o, ",\"serverInfo\":{\"name\":\"mcp-bridge\",\"version\":\"" MB_VERSION "\"}}}")) {
-        o->len = mark;
-        return MB_ERR;
+    /* Backends still in their handshake: the router answers later (mcp.h). */
+    if (c->s->router && c->s->conn) {
+        int rc = mb_router_initialize(c->s->router, c->s->conn, c->m, c->len, c->res);
+        if (rc != MB_DECLINED)
+            return rc;
     }
+    if (mb_mcp_initialize_reply(c->s, c->m->id, c->m->id_len, c->out) != 0)
+        return MB_ERR;
+    c->res->replied = true;
     return 0;
 }
 

@@ -16,7 +16,21 @@
  * "Unknown tool"; other requests -32601; notifications are ignored.
  *
  * initialize answers the capabilities of the router (mb_router_capabilities:
- * tools always, the rest when a backend announced it).
+ * tools always, the rest when a backend announced it). Backends finish their
+ * own handshake a little after the worker starts, and a client that
+ * initializes in that window must not be told "tools only" for its whole
+ * session. So while a configured backend of the worker is still starting
+ * (its process or connection is up, its initialize not answered), the
+ * router holds the reply (mb_router_initialize) until no backend is
+ * starting any more (ready, or failed) or min(routing.request_timeout, 5 s)
+ * has passed, and then answers with what is ready (mb_mcp_initialize_reply).
+ * A backend that is down (not starting) is not waited for. When a backend
+ * becomes ready after a session was answered, the router sends that session
+ * notifications/tools/list_changed, and prompts/ or resources/list_changed
+ * when the session was given that capability and the backend has it (a
+ * capability the session was not given cannot be added later: MCP fixes
+ * capabilities at initialize). Sessions that never sent initialize get no
+ * such notification from this rule (they negotiated nothing).
  *
  * Sessions: a WebSocket connection is one session. A request that arrives
  * before initialize opens an implicit session at the newest version (load
@@ -31,6 +45,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "worker/buf.h"
 #include "worker/jsonrpc.h"
@@ -41,11 +56,20 @@ extern const char *const mb_mcp_versions[];
 struct mb_router;
 struct mb_conn;
 
+/* Capabilities beyond tools that a session was given (caps_sent). */
+#define MB_MCP_CAP_PROMPTS   1u
+#define MB_MCP_CAP_RESOURCES 2u
+
 struct mb_mcp_session {
     struct mb_router *router; /* NULL: no backends (unit tests); see below */
     struct mb_conn *conn;     /* the connection, for replies that come later */
+    uint64_t arrival_ns;      /* set by the transport: when the message being handled
+                                 arrived (mb_time_mono_ns); 0 = unknown, take now */
+    uint64_t ready_seq;       /* the router's ready sequence when initialize was answered */
     int version;              /* index in mb_mcp_versions; -1 before any request */
-    bool initialized;         /* an initialize was answered */
+    unsigned caps_sent;       /* MB_MCP_CAP_* in the initialize reply */
+    bool initialized;         /* an initialize was received (answered or held) */
+    bool init_held;           /* its reply waits for backends still starting */
     bool ready;               /* notifications/initialized was received */
     bool implicit;            /* the session was opened by a request before initialize */
 };
@@ -60,6 +84,8 @@ struct mb_mcp_outcome {
     int method;           /* enum mb_method: the bounded label */
     char method_name[64]; /* as sent, truncated; "" when not a request */
     char tool[128];       /* tools/call: params.name, truncated; else "" */
+    const char *backend;  /* the backend whose answer this is (its configured name);
+                             NULL when the gateway answered itself */
 };
 
 void mb_mcp_session_init(struct mb_mcp_session *s);
@@ -69,5 +95,10 @@ const char *mb_mcp_negotiate(const char *requested);
  * out (out is then unchanged and the caller should drop the connection). */
 int mb_mcp_handle(struct mb_mcp_session *s, const char *text, size_t len, struct mb_buf *out,
                   struct mb_mcp_outcome *res);
+/* Appends the reply to an initialize with raw id (id_len bytes) for s (whose
+ * version is negotiated): the router's capabilities now, recorded in
+ * s->caps_sent and s->ready_seq. Returns 0 or MB_ERR (out unchanged). */
+int mb_mcp_initialize_reply(struct mb_mcp_session *s, const char *id, size_t id_len,
+                            struct mb_buf *out);
 
 #endif

@@ -12,7 +12,12 @@
  *   mcp_gateway_requests_total{method,backend,status}   request matrix; only
  *       combinations that happened are listed (a client picks the method,
  *       the label set stays bounded by shm/counters.h's MB_METHODS);
- *       backend is "gateway" while the gateway answers everything itself
+ *       backend is always "gateway": the matrix counts requests at the
+ *       gateway, whoever answered them. A per-backend dimension is not
+ *       cheap with these counters: backend names are configuration, a
+ *       backend's index changes with a reload, and the dump tool reads only
+ *       the region, so it needs names in shm (the reserved backend stats
+ *       section, layout.h §7). The access log names each request's backend.
  *   mcp_gateway_request_duration_seconds{method}        per-method histograms
  *   mcp_gateway_requests_in_flight                      REQUESTS_IN_FLIGHT
  *   mcp_gateway_connections_active{transport}           websocket, http, and
@@ -293,7 +298,8 @@ static int render_process(struct mb_shm *shm, struct mb_buf *b)
     return one(b, "process_resident_memory_bytes", "gauge",
                "Resident memory of the master and its workers, summed.", sum.rss_bytes) ||
            one(b, "process_cpu_seconds_total", "counter",
-               "User and system CPU time of the master and its workers (live and exited), summed.", sum.cpu_s) ||
+               "User and system CPU time of the master and its workers (live and exited), summed.",
+               sum.cpu_s) ||
            one(b, "process_open_fds", "gauge",
                "Open file descriptors of the master and its workers, summed.", sum.open_fds) ||
            one(b, "process_start_time_seconds", "gauge",

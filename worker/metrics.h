@@ -5,10 +5,16 @@
  * Counting. Every answered request goes through mb_metrics_request_done():
  * one counter of the request matrix (shm/counters.h: method x status), the
  * method's latency histogram and, when configured, one access-log line
- * (worker/accesslog.h). Today the gateway answers every request
- * synchronously, so ws.c calls it right after building the reply; a request
- * answered later (a backend reply) must call it when the reply is queued,
- * with the time measured from the request's arrival. The transport of a
+ * (worker/accesslog.h). A request the gateway answers while handling the
+ * message is counted by ws.c right after the reply is built; a request the
+ * router takes (worker/router.c: calls to backends, merged lists, an
+ * initialize held for starting backends) is counted by the router when its
+ * reply, or the gateway's error about it (timeout, backend unavailable), is
+ * queued, timed from the message's arrival (mb_mcp_session.arrival_ns).
+ * REQUESTS_IN_FLIGHT covers both: ws.c raises it around the handling of a
+ * message, the router from taking a request until its reply is queued or the
+ * client goes away (a request the client cancelled or abandoned is not
+ * counted as answered). The transport of a
  * connection is decided by its first request: mb_metrics_conn_ws() at the
  * WebSocket handshake, mb_metrics_conn_http() at the first plain HTTP
  * request, mb_metrics_conn_gone() when the connection is freed.

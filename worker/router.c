@@ -35,6 +35,7 @@
 #include "worker/idmap.h"
 #include "worker/jsonscan.h"
 #include "worker/mcp.h"
+#include "worker/metrics.h"
 #include "worker/ratelimiter.h"
 #include "worker/upstream.h"
 #include "worker/worker.h"
@@ -47,7 +48,25 @@
 enum backend_state { B_STARTING, B_READY, B_DOWN, B_CLOSED };
 enum pending_kind { P_FORWARD, P_PART, P_INIT, P_IGNORE };
 
+/* The longest an initialize waits for backends still starting (mcp.h). */
+#define INIT_HOLD_MAX_MS 5000
+
 struct fanout;
+
+/*
+ * Accounting of a request the router takes (metrics.h): when its reply is
+ * queued, one entry in the request matrix, the latency histograms and the
+ * access log, timed from the message's arrival; REQUESTS_IN_FLIGHT is +1
+ * from acct_start until the reply or until the request is abandoned (the
+ * client left or cancelled it).
+ */
+struct acct {
+    bool on;         /* started and not ended */
+    int method;      /* enum mb_method */
+    uint64_t t0_ns;  /* arrival (mb_time_mono_ns) */
+    size_t bytes_in; /* the request message */
+    char *tool;      /* tools/call params.name, kept only for the access log */
+};
 
 struct mb_pending {
     uint64_t gid;
@@ -72,6 +91,8 @@ struct mb_pending {
     bool cache_private;       /* ... also under the caller's scope (the tool is cacheable) */
     struct mb_flight *flight; /* FORWARD: the flight this request leads */
     struct mb_cache_key kpriv, kpub;
+    bool uri_prefix;  /* FORWARD resources/read with prefixes: contents[].uri get them */
+    struct acct acct; /* FORWARD */
 };
 
 struct fanout {
@@ -85,6 +106,17 @@ struct fanout {
     struct mb_flight **lead; /* per backend: the discovery flight it leads, or NULL */
     bool memo_ok;            /* every part so far came straight from the discovery cache */
     struct mb_buf memo_in;   /* ... and these were the cached lists (see list_memo) */
+    struct acct acct;
+};
+
+/* An initialize whose reply waits for backends still starting (mcp.h). */
+struct held_init {
+    struct held_init *next;
+    struct mb_conn *client;
+    uint64_t deadline_ms;
+    struct acct acct;
+    size_t id_len;
+    char id[]; /* the client's raw id */
 };
 
 /* A server-to-client request forwarded to a client. */
@@ -113,6 +145,7 @@ struct backend {
     cJSON *annotated;              /* tools it declared readOnly + idempotent; NULL unknown */
     struct mb_cache_key dkey[MB_LIST_KINDS]; /* its discovery cache keys, once computed */
     unsigned dkey_have;                      /* bit k: dkey[k] is computed */
+    uint64_t ready_seq;                      /* r->ready_seq when it last became ready */
 };
 
 /*
@@ -154,6 +187,9 @@ struct mb_router {
     struct mb_buf cval;        /* scratch: a value copied out of a cache */
     uint64_t list_epoch;       /* bumped when learned names or annotations change */
     struct list_memo memo[MB_LIST_KINDS];
+    uint64_t ready_seq;     /* +1 each time a backend becomes ready */
+    struct held_init *held; /* initialize replies waiting, oldest (first deadline) first */
+    ev_timer held_timer;
 };
 
 static uint64_t now_ms(const struct mb_router *r)
@@ -161,16 +197,102 @@ static uint64_t now_ms(const struct mb_router *r)
     return mb_worker_now_ms(r->w);
 }
 
-static void send_to_client(struct mb_conn *c, const char *msg, size_t len)
+/* Returns true when msg was queued. */
+static bool send_to_client(struct mb_conn *c, const char *msg, size_t len)
 {
     if (c == NULL || c->closing)
-        return;
+        return false;
     if (mb_conn_enqueue(c, msg, len) != 0) {
         mb_log_error("out of memory queueing a reply: closing the connection");
         mb_conn_close(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
-        return;
+        return false;
     }
     mb_conn_touch(c);
+    return true;
+}
+
+/* A request from client c (bytes_in bytes, res from mb_metrics_note) is
+ * taken: it is in flight until acct_end. */
+static void acct_start(struct mb_router *r, struct acct *a, struct mb_conn *c, size_t bytes_in,
+                       const struct mb_mcp_outcome *res)
+{
+    a->on = true;
+    a->method = res->method;
+    a->t0_ns = c->session.arrival_ns ? c->session.arrival_ns : mb_time_mono_ns();
+    a->bytes_in = bytes_in;
+    a->tool = NULL;
+    if (r->w->accesslog != NULL && res->tool[0] != '\0')
+        a->tool = strdup(res->tool); /* out of memory: logged without it */
+    mb_worker_count(r->w, MB_CTR_REQUESTS_IN_FLIGHT, 1);
+}
+
+/* The request is over: answered with bytes_out bytes queued to c (counted,
+ * error = its JSON-RPC error code or 0, backend = who answered or NULL for
+ * the gateway), or abandoned (answered false: only the gauge moves). */
+static void acct_end(struct mb_router *r, struct acct *a, struct mb_conn *c, bool answered,
+                     size_t bytes_out, int error, const char *backend)
+{
+    if (!a->on)
+        return;
+    struct mb_worker *w = r->w;
+    a->on = false;
+    mb_worker_count(w, MB_CTR_REQUESTS_IN_FLIGHT, -1);
+    if (answered) {
+        struct mb_mcp_outcome res;
+        uint64_t ns = mb_time_mono_ns() - a->t0_ns;
+        res.kind = MB_JSONRPC_REQUEST;
+        res.replied = true;
+        res.error = error;
+        res.method = a->method;
+        snprintf(res.method_name, sizeof(res.method_name), "%s",
+                 mb_counters_method_name((enum mb_method)a->method));
+        snprintf(res.tool, sizeof(res.tool), "%s", a->tool ? a->tool : "");
+        res.backend = backend;
+        mb_counters_observe(w->shm, w->index, MB_HIST_REQUEST_DURATION, ns);
+        mb_metrics_request_done(w, c, &res, a->bytes_in, bytes_out, ns);
+    }
+    free(a->tool);
+    a->tool = NULL;
+}
+
+/* Queues the reply msg of a request to its client and accounts for it. */
+static void answer(struct mb_router *r, struct mb_conn *c, struct acct *a, const char *msg,
+                   size_t len, int error, const char *backend)
+{
+    bool queued = send_to_client(c, msg, len);
+    acct_end(r, a, c, queued, len, error, backend);
+}
+
+/* A resources/read result with every contents[].uri made "<backend>+<uri>"
+ * (DESIGN §4: the client sees prefixed URIs, as resources/list shows them).
+ * Returns malloc'd text, or NULL when nothing was changed or memory ran out
+ * (the result then goes out as the backend sent it). */
+static char *prefix_contents(const struct backend *b, const char *result, size_t len)
+{
+    cJSON *res = cJSON_ParseWithLength(result, len), *item;
+    struct mb_buf u = {0};
+    bool changed = false;
+    char *text = NULL;
+    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(res, "contents"))
+    {
+        const cJSON *uri = cJSON_GetObjectItemCaseSensitive(item, "uri");
+        cJSON *nu;
+        if (!cJSON_IsString(uri))
+            continue;
+        mb_buf_reset(&u);
+        if (mb_buf_append_str(&u, b->conf->name) || LIT(&u, MB_URI_SEPARATOR) ||
+            mb_buf_append_str(&u, uri->valuestring) || mb_buf_append(&u, "", 1) ||
+            (nu = cJSON_CreateString(u.data)) == NULL)
+            goto done;
+        cJSON_ReplaceItemInObjectCaseSensitive(item, "uri", nu); /* keeps its place */
+        changed = true;
+    }
+    if (changed)
+        text = cJSON_PrintUnformatted(res);
+done:
+    mb_buf_free(&u);
+    cJSON_Delete(res);
+    return text;
 }
 
 /* {"backend":"NAME","reason":"..."} or with timeout_ms. */
@@ -190,6 +312,8 @@ static int error_data(struct mb_buf *d, const struct backend *b, const char *rea
 
 static void flight_abort(struct mb_router *r, struct mb_flight *fl);
 static void disc_lead_failed(struct mb_pending *p);
+static void held_release(struct mb_router *r);
+static void notify_ready(struct mb_router *r, struct backend *b);
 
 /* ---------------------------------------------------------------- pending */
 static void arm(struct backend *b)
@@ -273,6 +397,8 @@ static void pending_free(struct mb_pending *p)
         p->bnext->bprev = p->bprev;
     else
         b->tail = p->bprev;
+    if (p->acct.on)
+        acct_end(b->r, &p->acct, p->client, false, 0, 0, NULL);
     detach_client(p);
     free(p->msg);
     free(p->cid);
@@ -324,7 +450,7 @@ static void pending_fail(struct mb_pending *p, int code, const char *msg, const 
             mb_buf_reset(o);
             if (mb_jsonrpc_write_error_data(o, p->cid, p->cid_len, code, msg, data.data,
                                             data.len) == 0)
-                send_to_client(p->client, o->data, o->len);
+                answer(b->r, p->client, &p->acct, o->data, o->len, code, b->conf->name);
         }
         break;
     case P_PART:
@@ -365,6 +491,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
                 snprintf(b->why, sizeof(b->why), "initialize timed out");
                 b->state = B_DOWN;
                 fail_queued(b);
+                held_release(b->r);
             }
         } else {
             pending_fail(p, MB_ERR_BACKEND_UNAVAILABLE, "Backend unavailable", b->why, -1);
@@ -376,6 +503,8 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 /* ---------------------------------------------------------------- fan-out */
 static void fan_free(struct fanout *f)
 {
+    if (f->acct.on)
+        acct_end(f->r, &f->acct, f->client, false, 0, 0, NULL);
     for (size_t i = 0; f->lead != NULL && i < f->r->n; i++)
         if (f->lead[i] != NULL) {
             struct mb_flight *fl = f->lead[i];
@@ -423,14 +552,14 @@ static void fan_part_done(struct fanout *f)
         mb_buf_reset(o);
         if (f->asked > 0 && f->answered == 0) {
             static const char data[] = "{\"backends\":\"none answered\"}";
-            mb_jsonrpc_write_error_data(o, f->cid, f->cid_len, MB_ERR_BACKEND_UNAVAILABLE,
-                                        "Backend unavailable: no backend answered", data,
-                                        sizeof(data) - 1);
-            send_to_client(f->client, o->data, o->len);
+            if (mb_jsonrpc_write_error_data(o, f->cid, f->cid_len, MB_ERR_BACKEND_UNAVAILABLE,
+                                            "Backend unavailable: no backend answered", data,
+                                            sizeof(data) - 1) == 0)
+                answer(r, f->client, &f->acct, o->data, o->len, MB_ERR_BACKEND_UNAVAILABLE, NULL);
         } else if (mb_merge_finish(&f->merge, r->names, r->conf->routing.separator, r->prefix, &res,
                                    learned) == 0 &&
                    mb_jsonrpc_write_result(o, f->cid, f->cid_len, res.data, res.len) == 0) {
-            send_to_client(f->client, o->data, o->len);
+            answer(r, f->client, &f->acct, o->data, o->len, 0, NULL);
             for (size_t i = 0; i < r->n; i++) {
                 if (learned[i] == NULL)
                     continue;
@@ -604,9 +733,12 @@ static void flight_complete(struct mb_router *r, struct mb_flight *fl, const cha
             fan_part_done(f);
         } else {
             struct mb_buf *o = &r->out;
+            char *pv = p->uri_prefix ? prefix_contents(p->b, value, len) : NULL;
             mb_buf_reset(o);
-            if (p->client && mb_jsonrpc_write_result(o, p->cid, p->cid_len, value, len) == 0)
-                send_to_client(p->client, o->data, o->len);
+            if (p->client && mb_jsonrpc_write_result(o, p->cid, p->cid_len, pv ? pv : value,
+                                                     pv ? strlen(pv) : len) == 0)
+                answer(r, p->client, &p->acct, o->data, o->len, 0, p->b->conf->name);
+            free(pv);
             pending_free(p);
         }
     }
@@ -850,8 +982,13 @@ static int resp_lookup(struct mb_router *r, struct mb_conn *c, const struct mb_j
         return MB_DECLINED; /* out of memory: just not cached */
     if (cache_lookup(r, rc, plan->kpub) == 0 ||
         (plan->private_ok && cache_lookup(r, rc, plan->kpriv) == 0)) {
+        char *pv = !call && r->prefix ? prefix_contents(b, r->cval.data, r->cval.len) : NULL;
         res->replied = true;
-        return mb_jsonrpc_write_result(out, m->id, m->id_len, r->cval.data, r->cval.len);
+        res->backend = b->conf->name;
+        int wrc = mb_jsonrpc_write_result(out, m->id, m->id_len, pv ? pv : r->cval.data,
+                                          pv ? strlen(pv) : r->cval.len);
+        free(pv);
+        return wrc;
     }
     plan->active = true;
     return MB_DECLINED;
@@ -935,7 +1072,7 @@ static bool fan_wants(const struct backend *b, enum mb_list_kind kind)
  * has exactly the memo's input in the discovery cache (see list_memo).
  * Returns 0 when answered, MB_DECLINED otherwise. */
 static int memo_reply(struct mb_router *r, struct mb_conn *c, const struct mb_jsonrpc_msg *m,
-                      enum mb_list_kind kind)
+                      enum mb_list_kind kind, size_t len_in, const struct mb_mcp_outcome *res)
 {
     struct list_memo *mm = &r->memo[kind];
     if (!r->disc_on || !mm->valid || mm->epoch != r->list_epoch)
@@ -964,14 +1101,17 @@ static int memo_reply(struct mb_router *r, struct mb_conn *c, const struct mb_js
     mb_buf_reset(o);
     if (mb_jsonrpc_write_result(o, m->id, m->id_len, mm->body.data, mm->body.len) != 0)
         return MB_DECLINED; /* out of memory: the long way reports it */
-    send_to_client(c, o->data, o->len);
+    struct acct a;
+    acct_start(r, &a, c, len_in, res);
+    answer(r, c, &a, o->data, o->len, 0, NULL);
     return 0;
 }
 
 static int fan_out(struct mb_router *r, struct mb_conn *c, const struct mb_jsonrpc_msg *m,
-                   enum mb_list_kind kind, struct mb_buf *out, struct mb_mcp_outcome *res)
+                   enum mb_list_kind kind, size_t len, struct mb_buf *out,
+                   struct mb_mcp_outcome *res)
 {
-    if (memo_reply(r, c, m, kind) == 0) {
+    if (memo_reply(r, c, m, kind, len, res) == 0) {
         res->replied = false; /* sent through the connection's queue, as below */
         return 0;
     }
@@ -988,6 +1128,7 @@ static int fan_out(struct mb_router *r, struct mb_conn *c, const struct mb_jsonr
     f->client = c;
     f->outstanding = 1; /* held while asking, so no part finishes it early */
     f->memo_ok = true;
+    acct_start(r, &f->acct, c, len, res);
     for (size_t i = 0; i < r->n; i++) {
         struct backend *b = &r->b[i];
         if (!fan_wants(b, kind))
@@ -1095,6 +1236,7 @@ static void on_init_reply(struct mb_pending *p, struct mb_json_raw result, struc
         cJSON_Delete(res);
         b->state = B_DOWN;
         fail_queued(b);
+        held_release(b->r);
         return;
     }
     cJSON_Delete(b->caps);
@@ -1117,6 +1259,9 @@ static void on_init_reply(struct mb_pending *p, struct mb_json_raw result, struc
         next = q->bnext;
         pending_try_send(q);
     }
+    b->ready_seq = ++b->r->ready_seq;
+    notify_ready(b->r, b);
+    held_release(b->r);
 }
 
 static void on_state(void *owner, enum mb_upstream_state st, const char *why)
@@ -1144,19 +1289,42 @@ static void on_state(void *owner, enum mb_upstream_state st, const char *why)
             pending_fail(p, MB_ERR_BACKEND_UNAVAILABLE, "Backend unavailable", b->why, -1);
     }
     /* A dead backend's server-to-client requests cannot be answered. */
+    held_release(b->r);
 }
 
 /* Splices the client's id into a backend response and sends it on. */
 static void forward_response(struct mb_pending *p, const char *msg, size_t len,
-                             struct mb_json_raw id)
+                             struct mb_json_raw id, struct mb_json_raw result,
+                             struct mb_json_raw error)
 {
     if (p->cache_store || p->flight != NULL)
         resp_done(p, msg, len);
     struct mb_buf *o = &p->b->r->out;
-    struct mb_json_edit e = {id.p, id.len, p->cid, p->cid_len};
+    struct mb_json_edit e[2] = {{id.p, id.len, p->cid, p->cid_len}};
+    size_t ne = 1;
+    char *pv = p->uri_prefix && result.p ? prefix_contents(p->b, result.p, result.len) : NULL;
+    if (pv != NULL)
+        e[ne++] = (struct mb_json_edit){result.p, result.len, pv, strlen(pv)};
+    int code = 0;
+    if (error.p != NULL) {
+        /* The backend's error code, for the request's status; a code that
+         * is not a number counts as an internal error. */
+        struct mb_json_raw c;
+        char num[16];
+        code = MB_JSONRPC_INTERNAL_ERROR;
+        if (mb_json_member(error.p, error.len, "code", &c) == 0 && c.len < sizeof(num)) {
+            memcpy(num, c.p, c.len);
+            num[c.len] = '\0';
+            char *end;
+            long v = strtol(num, &end, 10);
+            if (end != num && *end == '\0' && v != 0 && v >= -2147483647L && v <= 2147483647L)
+                code = (int)v;
+        }
+    }
     mb_buf_reset(o);
-    if (p->client && mb_json_splice(o, msg, len, &e, 1) == 0)
-        send_to_client(p->client, o->data, o->len);
+    if (p->client && mb_json_splice(o, msg, len, e, ne) == 0)
+        answer(p->b->r, p->client, &p->acct, o->data, o->len, code, p->b->conf->name);
+    free(pv);
     pending_free(p);
 }
 
@@ -1189,7 +1357,7 @@ static void on_response(struct backend *b, const char *msg, size_t len, struct m
         on_init_reply(p, result, error);
         break;
     case P_FORWARD:
-        forward_response(p, msg, len, id);
+        forward_response(p, msg, len, id, result, error);
         break;
     case P_PART:
         fan_page(p, msg, len, result, error);
@@ -1486,6 +1654,8 @@ static int route_one(struct mb_router *r, struct mb_conn *c, const struct mb_jso
     struct mb_pending *p = pending_new(b, P_FORWARD, c);
     if (p == NULL)
         return MB_ERR;
+    acct_start(r, &p->acct, c, len, res);
+    p->uri_prefix = r->prefix && strcmp(m->method, "resources/read") == 0;
     if ((p->cid = malloc(m->id_len)) == NULL)
         goto oom;
     memcpy(p->cid, m->id, m->id_len);
@@ -1600,7 +1770,7 @@ static int route_request(struct mb_router *r, struct mb_conn *c, const struct mb
         /* The merged list is always one page: no cursor was handed out. */
         if (cursor != NULL)
             return reply_invalid(m, out, res, "Invalid params: unknown cursor");
-        return fan_out(r, c, m, (enum mb_list_kind)kind, out, res);
+        return fan_out(r, c, m, (enum mb_list_kind)kind, len, out, res);
     }
     if (strcmp(method, "tools/call") == 0) {
         const cJSON *args = cJSON_GetObjectItemCaseSensitive(m->params, "arguments");
@@ -1693,7 +1863,7 @@ void mb_router_response(struct mb_router *r, struct mb_conn *c, const struct mb_
     }
 }
 
-int mb_router_capabilities(const struct mb_router *r, struct mb_buf *out)
+int mb_router_capabilities(const struct mb_router *r, struct mb_buf *out, unsigned *sent)
 {
     bool prompts = false, resources = false, logging = false, completions = false,
          subscribe = false;
@@ -1718,11 +1888,146 @@ int mb_router_capabilities(const struct mb_router *r, struct mb_buf *out)
         return MB_ERR;
     if (completions && LIT(out, ",\"completions\":{}"))
         return MB_ERR;
+    if (sent != NULL)
+        *sent = (prompts ? MB_MCP_CAP_PROMPTS : 0u) | (resources ? MB_MCP_CAP_RESOURCES : 0u);
     return LIT(out, "}");
+}
+
+uint64_t mb_router_ready_seq(const struct mb_router *r)
+{
+    return r->ready_seq;
+}
+
+/* ------------------------------------------------ initialize held for backends */
+
+static bool any_starting(const struct mb_router *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (r->b[i].state == B_STARTING)
+            return true;
+    return false;
+}
+
+static void held_arm(struct mb_router *r)
+{
+    struct ev_loop *loop = r->w->loop;
+    ev_timer_stop(loop, &r->held_timer);
+    if (r->held == NULL)
+        return;
+    uint64_t now = now_ms(r);
+    double in = r->held->deadline_ms > now ? (double)(r->held->deadline_ms - now) / 1000. : 0.;
+    ev_timer_set(&r->held_timer, in + 0.001, 0.);
+    ev_timer_start(loop, &r->held_timer);
+}
+
+/* Unlinks h and answers it with the capabilities ready now (answer false:
+ * its client is going away, nothing is sent). */
+static void held_finish(struct mb_router *r, struct held_init *h, bool reply)
+{
+    struct held_init **pp = &r->held;
+    while (*pp != h)
+        pp = &(*pp)->next;
+    *pp = h->next;
+    struct mb_conn *c = h->client;
+    c->session.init_held = false;
+    c->route.inflight--;
+    struct mb_buf *o = &r->out;
+    mb_buf_reset(o);
+    if (reply && mb_mcp_initialize_reply(&c->session, h->id, h->id_len, o) == 0)
+        answer(r, c, &h->acct, o->data, o->len, 0, NULL);
+    else if (reply)
+        mb_log_error("out of memory answering an initialize");
+    acct_end(r, &h->acct, c, false, 0, 0, NULL); /* nothing when answered */
+    free(h);
+}
+
+/* Answers the held initializes once no backend is starting any more. */
+static void held_release(struct mb_router *r)
+{
+    if (r->held == NULL || any_starting(r))
+        return;
+    while (r->held != NULL)
+        held_finish(r, r->held, true);
+    held_arm(r);
+}
+
+static void on_held_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct mb_router *r = t->data;
+    uint64_t now = now_ms(r);
+    while (r->held != NULL && r->held->deadline_ms <= now)
+        held_finish(r, r->held, true);
+    held_arm(r);
+}
+
+int mb_router_initialize(struct mb_router *r, struct mb_conn *c, const struct mb_jsonrpc_msg *m,
+                         size_t len, struct mb_mcp_outcome *res)
+{
+    if (!any_starting(r))
+        return MB_DECLINED;
+    struct held_init *h = malloc(sizeof(*h) + m->id_len);
+    if (h == NULL)
+        return MB_DECLINED; /* answered at once with what is ready */
+    uint64_t wait = (uint64_t)r->conf->routing.request_timeout;
+    if (wait > INIT_HOLD_MAX_MS)
+        wait = INIT_HOLD_MAX_MS;
+    h->next = NULL;
+    h->client = c;
+    h->deadline_ms = now_ms(r) + wait;
+    h->id_len = m->id_len;
+    memcpy(h->id, m->id, m->id_len);
+    memset(&h->acct, 0, sizeof(h->acct));
+    acct_start(r, &h->acct, c, len, res);
+    /* Every hold waits the same time: appending keeps deadline order. */
+    struct held_init **pp = &r->held;
+    while (*pp != NULL)
+        pp = &(*pp)->next;
+    *pp = h;
+    c->route.inflight++; /* the drain waits for the reply */
+    c->session.init_held = true;
+    if (r->held == h)
+        held_arm(r);
+    res->replied = false;
+    return 0;
+}
+
+/* b became ready: sessions answered before that learn of its lists. */
+static void notify_ready(struct mb_router *r, struct backend *b)
+{
+    static const char tools[] =
+        "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}";
+    static const char prompts[] =
+        "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/prompts/list_changed\"}";
+    static const char resources[] =
+        "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/resources/list_changed\"}";
+    bool has_t = cJSON_GetObjectItemCaseSensitive(b->caps, "tools") != NULL;
+    bool has_p = cJSON_GetObjectItemCaseSensitive(b->caps, "prompts") != NULL;
+    bool has_r = cJSON_GetObjectItemCaseSensitive(b->caps, "resources") != NULL;
+    for (struct mb_conn *c = r->w->active.head; c != NULL; c = c->next) {
+        const struct mb_mcp_session *s = &c->session;
+        if (!c->is_ws || !s->initialized || s->init_held || s->ready_seq >= b->ready_seq)
+            continue;
+        bool sent_p = s->caps_sent & MB_MCP_CAP_PROMPTS,
+             sent_r = s->caps_sent & MB_MCP_CAP_RESOURCES;
+        /* tools were always negotiated: the one list_changed every session
+         * takes, also when what b adds is a capability it was not given. */
+        if (has_t || (has_p && !sent_p) || (has_r && !sent_r))
+            send_to_client(c, tools, sizeof(tools) - 1);
+        if (has_p && sent_p)
+            send_to_client(c, prompts, sizeof(prompts) - 1);
+        if (has_r && sent_r)
+            send_to_client(c, resources, sizeof(resources) - 1);
+    }
 }
 
 void mb_router_client_gone(struct mb_router *r, struct mb_conn *c)
 {
+    for (struct held_init *h = r->held, *next; h != NULL; h = next) {
+        next = h->next;
+        if (h->client == c)
+            held_finish(r, h, false);
+    }
+    held_arm(r);
     struct mb_pending *p;
     while ((p = c->route.head) != NULL) {
         if (p->sent)
@@ -1769,6 +2074,8 @@ int mb_router_new(struct mb_worker *w, struct mb_router **out)
                  w->shm->caches[MB_CACHE_RESPONSE].hdr != NULL;
     ev_timer_init(&r->poll, on_poll, POLL_MS / 1000., POLL_MS / 1000.);
     r->poll.data = r;
+    ev_timer_init(&r->held_timer, on_held_timer, 1., 0.);
+    r->held_timer.data = r;
     r->prefix = conf->routing.prefix == MB_PREFIX_ALWAYS ||
                 (conf->routing.prefix == MB_PREFIX_AUTO && r->n > 1);
     for (size_t i = 0; i < r->n; i++) {
@@ -1823,8 +2130,10 @@ fail:
 
 void mb_router_close(struct mb_router *r)
 {
-    if (r != NULL)
+    if (r != NULL) {
         ev_timer_stop(r->w->loop, &r->poll);
+        ev_timer_stop(r->w->loop, &r->held_timer);
+    }
     for (size_t i = 0; r && i < r->n; i++) {
         struct backend *b = &r->b[i];
         ev_timer_stop(r->w->loop, &b->timer);
@@ -1856,6 +2165,8 @@ void mb_router_free(struct mb_router **rp)
         for (int k = 0; k < MB_LIST_KINDS; k++)
             cJSON_Delete(b->learned[k]);
     }
+    while (r->held != NULL)
+        held_finish(r, r->held, false);
     for (size_t i = 0; i < r->n; i++)
         cJSON_Delete(r->b[i].annotated);
     for (int k = 0; k < MB_LIST_KINDS; k++) {

@@ -104,8 +104,19 @@ void mb_router_notification(struct mb_router *r, struct mb_conn *c, const struct
 void mb_router_response(struct mb_router *r, struct mb_conn *c, const struct mb_jsonrpc_msg *m,
                         const char *text, size_t len);
 /* Appends the capabilities object answered to a client's initialize: the
- * union of what the backends announced (tools always). */
-int mb_router_capabilities(const struct mb_router *r, struct mb_buf *out);
+ * union of what the backends announced (tools always); *sent (when not
+ * NULL) gets the MB_MCP_CAP_* bits announced. */
+int mb_router_capabilities(const struct mb_router *r, struct mb_buf *out, unsigned *sent);
+/* Counts backends becoming ready (a session answered at sequence N has
+ * not heard of a backend that became ready at N+1 or later). */
+uint64_t mb_router_ready_seq(const struct mb_router *r);
+/* A client's initialize (mcp.c, after validating it and negotiating the
+ * version): while some backend of this worker is still starting, the reply
+ * is held (returns 0, res->replied false) until none is, or
+ * min(routing.request_timeout, 5 s) passed; it is then built by
+ * mb_mcp_initialize_reply and queued. MB_DECLINED: answer now (mcp.h). */
+int mb_router_initialize(struct mb_router *r, struct mb_conn *c, const struct mb_jsonrpc_msg *m,
+                         size_t len, struct mb_mcp_outcome *res);
 /* The client is going away: its requests are cancelled upstream and their
  * late answers dropped; its pending server-to-client requests are answered
  * with an error to their backends. */

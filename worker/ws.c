@@ -59,6 +59,7 @@ static int on_message(struct mb_conn *c, const char *text, size_t len)
     mb_worker_count(w, MB_CTR_REQUESTS_TOTAL, 1);
     mb_buf_reset(&w->reply);
     mb_worker_count(w, MB_CTR_REQUESTS_IN_FLIGHT, 1);
+    c->session.arrival_ns = t0; /* a request answered later is timed from here (router.c) */
     int rc = mb_mcp_handle(&c->session, text, len, &w->reply, &res);
     mb_worker_count(w, MB_CTR_REQUESTS_IN_FLIGHT, -1);
     if (rc != 0) {

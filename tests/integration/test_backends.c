@@ -447,3 +447,111 @@ BK_TEST(initialize_merges_backend_capabilities)
     free(raw);
     finish();
 }
+
+/* A backend whose process takes a second before it speaks (the test server
+ * behind `sleep 1`): its handshake ends well after the worker started. */
+static const char SLOW_START[] =
+    "  - {name: slow, transport: stdio, request_timeout: 10s,\n"
+    "     command: [sh, -c, \"sleep 1; exec '%s' --stdio --name S\"]}\n";
+
+static const char INIT_REQ[] =
+    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{"
+    "\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},\"clientInfo\":{"
+    "\"name\":\"t\",\"version\":\"1\"}}}";
+
+BK_TEST(initialize_waits_for_a_backend_still_starting)
+{
+    start(SLOW_START, NULL);
+    /* At once: the backend is still asleep, so its capabilities are not
+     * known yet; the reply waits for its handshake (mcp.h). */
+    struct mb_wsclient *c = ws_open();
+    char *raw = NULL;
+    int64_t t0 = mb_test_now_ms();
+    cJSON *j = call(c, INIT_REQ, &raw);
+    const cJSON *caps = get(get(j, "result"), "capabilities");
+    cr_assert(cJSON_IsObject(get(caps, "tools")), "%s", raw);
+    cr_assert(cJSON_IsObject(get(caps, "prompts")), "prompts missing: %s", raw);
+    cr_assert(cJSON_IsObject(get(caps, "resources")), "resources missing: %s", raw);
+    cr_assert_lt(mb_test_now_ms() - t0, 4500, "the hold outlived its bound");
+    cJSON_Delete(j);
+    free(raw);
+    /* A second initialize on the session is still refused. */
+    j = call(c, INIT_REQ, &raw);
+    cr_assert_eq(error_code(j), -32600, "%s", raw);
+    cJSON_Delete(j);
+    free(raw);
+    /* Once ready, a new session is answered at once with the same. */
+    struct mb_wsclient *d = ws_open();
+    j = call(d, INIT_REQ, &raw);
+    cr_assert(cJSON_IsObject(get(get(get(j, "result"), "capabilities"), "prompts")), "%s", raw);
+    cJSON_Delete(j);
+    free(raw);
+    finish();
+}
+
+BK_TEST(a_backend_ready_after_the_bound_sends_list_changed)
+{
+    /* The hold is bounded by routing.request_timeout (300ms) here; the
+     * backend's own timeout is long enough for its slow start. */
+    start(SLOW_START, "routing: {request_timeout: 300ms}\n");
+    struct mb_wsclient *c = ws_open();
+    char *raw = NULL;
+    cJSON *j = call(c, INIT_REQ, &raw);
+    const cJSON *caps = get(get(j, "result"), "capabilities");
+    cr_assert(cJSON_IsObject(get(caps, "tools")), "%s", raw);
+    cr_assert_null(get(caps, "prompts"), "answered after the backend was ready? %s", raw);
+    cJSON_Delete(j);
+    free(raw);
+    /* The backend becomes ready about a second later: the session hears that
+     * the tool list changed, and then sees the backend's tools. */
+    j = recv_json(c, &raw);
+    const cJSON *m = get(j, "method");
+    cr_assert(cJSON_IsString(m) && strcmp(m->valuestring, "notifications/tools/list_changed") == 0,
+              "%s", raw);
+    cr_assert_null(get(j, "id"), "%s", raw);
+    cJSON_Delete(j);
+    free(raw);
+    j = call(c, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}", &raw);
+    cr_assert(has_tool(j, "S_echo"), "%s", raw);
+    cJSON_Delete(j);
+    free(raw);
+    finish();
+}
+
+/* The first content's uri of a resources/read reply. */
+static const char *content_uri(const cJSON *reply)
+{
+    const cJSON *u = get(cJSON_GetArrayItem(get(get(reply, "result"), "contents"), 0), "uri");
+    return cJSON_IsString(u) ? u->valuestring : NULL;
+}
+
+BK_TEST(resources_read_returns_prefixed_uris)
+{
+    /* b caches its echo resources: the second read comes from the response
+     * cache, and must be prefixed the same way. */
+    start("  - {name: a, transport: stdio, command: [\"%s\", --stdio, --name, A]}\n"
+          "  - {name: b, transport: stdio, command: [\"%s\", --stdio, --name, B],"
+          " cache_tools: [\"test://echo/*\"]}\n",
+          NULL);
+    struct mb_wsclient *c = ws_open();
+    for (int i = 0; i < 2; i++) {
+        char *raw = NULL;
+        cJSON *j = call(c,
+                        "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"resources/read\",\"params\":{"
+                        "\"uri\":\"b+test://echo/xyz\"}}",
+                        &raw);
+        const char *u = content_uri(j);
+        cr_assert_str_eq(u ? u : "", "b+test://echo/xyz", "read %d: %s", i, raw);
+        cJSON_Delete(j);
+        free(raw);
+    }
+    /* The backend saw the unprefixed URI once: the second read was cached. */
+    cr_expect_eq(counted(c, "b__B_counter", "methods", "resources/read"), 1);
+    /* resources/list shows the same prefixed URIs a read gives back. */
+    char *raw = NULL;
+    cJSON *j = call(c, "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"resources/list\"}", &raw);
+    cr_assert(strstr(raw, "\"b+test://hello\"") != NULL, "%s", raw);
+    cJSON_Delete(j);
+    free(raw);
+    finish();
+}
