@@ -179,3 +179,68 @@ Test(accesslog, usr1_reopens_after_a_rename, .fini = teardown, .timeout = 40)
     remove(rotated);
     rmdir(dir);
 }
+
+/* A tools/call answered by a backend (the test server over stdio) is logged
+ * when its reply is queued, naming the backend and the tool; so is the
+ * backend's error, the gateway's timeout about that backend, and a merged
+ * list (answered by the gateway). */
+Test(accesslog, backend_answers_name_backend_and_tool, .fini = teardown, .timeout = 40)
+{
+    char srv[PATH_MAX], extra[PATH_MAX + 256], err[256];
+    uint16_t mport;
+    mb_test_bin_path(srv, sizeof(srv), "mcp-bridge-testserver");
+    snprintf(extra, sizeof(extra),
+             "backends:\n  - {name: solo, transport: stdio, request_timeout: 500ms,"
+             " command: [\"%s\", --stdio, --name, S]}\n",
+             srv);
+    struct mb_test_conf conf = {.workers = 1, .extra = extra};
+    char dir[] = "/tmp/mb-accesslog-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/access.log", dir);
+    ops_start(&gw, &conf, &mport, path);
+    cr_assert_eq(mb_wsclient_connect(&ws, gw->port, "/mcp", "mcp", IO_MS, err, sizeof(err)), 0,
+                 "%s", err);
+    call("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":"
+         "{\"name\":\"S_echo\",\"arguments\":{\"message\":\"hi\"}}}");
+    call("{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/"
+         "call\",\"params\":{\"name\":\"S_nope\"}}");
+    call("{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":"
+         "{\"name\":\"S_sleep\",\"arguments\":{\"ms\":2000}}}");
+    call("{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/list\"}");
+    wait_lines(path, 4);
+
+    char *text = mb_test_read_file(path, NULL);
+    cr_assert_not_null(text);
+    const char *want_backend[] = {"solo", "solo", "solo", "gateway"};
+    const char *want_tool[] = {"S_echo", "S_nope", "S_sleep", NULL};
+    const char *want_method[] = {"tools/call", "tools/call", "tools/call", "tools/list"};
+    const int want_code[] = {0, -32602, -32001, 0};
+    size_t i = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save), i++) {
+        cr_assert_lt(i, 4, "more lines than requests: %s", line);
+        cJSON *o = cJSON_Parse(line);
+        cr_assert(cJSON_IsObject(o), "not a JSON object: %s", line);
+        cr_expect_str_eq(field(o, "method")->valuestring, want_method[i], "%s", line);
+        cr_expect_str_eq(field(o, "backend")->valuestring, want_backend[i], "%s", line);
+        const cJSON *tool = field(o, "tool");
+        if (want_tool[i])
+            cr_expect(cJSON_IsString(tool) && strcmp(tool->valuestring, want_tool[i]) == 0, "%s",
+                      line);
+        else
+            cr_expect(cJSON_IsNull(tool), "%s", line);
+        cr_expect_eq(field(o, "code")->valueint, want_code[i], "%s", line);
+        cr_expect_str_eq(field(o, "status")->valuestring, want_code[i] ? "error" : "ok", "%s",
+                         line);
+        cr_expect_gt(field(o, "bytes_in")->valuedouble, 0);
+        cr_expect_gt(field(o, "bytes_out")->valuedouble, 0);
+        if (i == 2) /* timed out after the backend's 500ms */
+            cr_expect_geq(field(o, "duration_ms")->valuedouble, 450, "%s", line);
+        cJSON_Delete(o);
+    }
+    cr_expect_eq(i, 4);
+    free(text);
+    mb_test_must_finish(gw);
+    remove(path);
+    rmdir(dir);
+}

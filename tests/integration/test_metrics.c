@@ -286,3 +286,103 @@ METRICS_TEST(reloads_are_counted_ok_and_failed)
     cJSON_Delete(dump);
     mb_test_must_finish(gw);
 }
+
+/* Requests answered later by a backend (the test server over stdio): counted
+ * in the matrix and the per-method histogram when the reply is queued, and
+ * in requests_in_flight while they wait at the backend. */
+METRICS_TEST(backend_requests_are_counted_and_in_flight)
+{
+    char srv[PATH_MAX], extra[PATH_MAX + 256], err[256];
+    mb_test_bin_path(srv, sizeof(srv), "mcp-bridge-testserver");
+    snprintf(extra, sizeof(extra),
+             "backends:\n  - {name: solo, transport: stdio, command: [\"%s\", --stdio, --name, "
+             "S]}\n",
+             srv);
+    struct mb_test_conf conf = {.workers = 1, .extra = extra};
+    ops_start(&gw, &conf, &mport, NULL);
+    cr_assert_eq(mb_wsclient_connect(&conns[0], gw->port, "/mcp", "mcp", IO_MS, err, sizeof(err)),
+                 0, "%s", err);
+    struct mb_wsclient *c = conns[0];
+    call(c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":"
+            "{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},"
+            "\"clientInfo\":{\"name\":\"t\",\"version\":\"1\"}}}");
+    call(c, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":"
+            "{\"name\":\"S_echo\",\"arguments\":{\"message\":\"hi\"}}}");
+    call(c, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/list\"}");
+    call(c, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"prompts/list\"}");
+    /* The backend's own error (no such tool there) keeps its code. */
+    call(c, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/call\",\"params\":"
+            "{\"name\":\"S_nope\"}}");
+
+    /* A call that sleeps at the backend is in flight until it is answered. */
+    cr_assert_eq(mb_wsclient_send_text(c,
+                                       "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"tools/call\","
+                                       "\"params\":{\"name\":\"S_sleep\",\"arguments\":{"
+                                       "\"ms\":1500}}}",
+                                       IO_MS),
+                 0);
+    mb_test_sleep_ms(300);
+    cr_expect_eq(scrape("mcp_gateway_requests_in_flight", NULL), 1, "%s", body);
+    struct mb_wsmsg m;
+    cr_assert_eq(mb_wsclient_recv(c, &m, IO_MS), 0);
+    cr_assert(strstr(m.data, "slept 1500 ms") != NULL, "%s", m.data);
+    cr_expect_eq(scrape("mcp_gateway_requests_in_flight", NULL), 0, "%s", body);
+
+    const char *ok = "method=\"tools/call\",backend=\"gateway\",status=\"ok\"";
+    cr_expect_eq(sample_in(body, "mcp_gateway_requests_total", ok), 2, "%s", body);
+    cr_expect_eq(sample_in(body, "mcp_gateway_requests_total",
+                           "method=\"tools/call\",backend=\"gateway\",status=\"invalid_params\""),
+                 1, "%s", body);
+    cr_expect_eq(sample_in(body, "mcp_gateway_requests_total",
+                           "method=\"tools/list\",backend=\"gateway\",status=\"ok\""),
+                 1, "%s", body);
+    cr_expect_eq(sample_in(body, "mcp_gateway_requests_total",
+                           "method=\"prompts/list\",backend=\"gateway\",status=\"ok\""),
+                 1, "%s", body);
+    cr_expect_eq(sample_in(body, "mcp_gateway_requests_total",
+                           "method=\"initialize\",backend=\"gateway\",status=\"ok\""),
+                 1, "%s", body);
+    cr_expect_eq(
+        sample_in(body, "mcp_gateway_request_duration_seconds_count", "method=\"tools/call\""), 3,
+        "%s", body);
+    /* The sleep is in the tools/call histogram: its sum is at least 1.5 s. */
+    cr_expect_geq(
+        sample_in(body, "mcp_gateway_request_duration_seconds_sum", "method=\"tools/call\""), 1.5,
+        "%s", body);
+    cJSON *dump = ops_shm_json(gw);
+    cr_expect_eq(ops_shm_counter(dump, "requests.tools/call.ok"), 2);
+    cr_expect_eq(ops_shm_counter(dump, "requests_in_flight"), 0);
+    cJSON_Delete(dump);
+
+    /* A client that leaves with a call at the backend takes it out of the
+     * gauge without counting an answer. */
+    cr_assert_eq(mb_wsclient_send_text(c,
+                                       "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\","
+                                       "\"params\":{\"name\":\"S_sleep\",\"arguments\":{"
+                                       "\"ms\":3000}}}",
+                                       IO_MS),
+                 0);
+    mb_test_sleep_ms(200);
+    cr_expect_eq(scrape("mcp_gateway_requests_in_flight", NULL), 1, "%s", body);
+    mb_wsclient_free(&conns[0]);
+    int64_t deadline = mb_test_now_ms() + 5000;
+    while (scrape("mcp_gateway_requests_in_flight", NULL) != 0 && mb_test_now_ms() < deadline)
+        mb_test_sleep_ms(50);
+    cr_expect_eq(sample_in(body, "mcp_gateway_requests_in_flight", NULL), 0, "%s", body);
+    cr_expect_eq(sample_in(body, "mcp_gateway_requests_total", ok), 2, "%s", body);
+
+    /* promtool still accepts the exposition with these series. */
+    if (system("command -v promtool >/dev/null 2>&1") == 0) {
+        char log[PATH_MAX], cmd[PATH_MAX + 64];
+        snprintf(log, sizeof(log), "%s/metrics.txt", gw->dir);
+        cr_assert_eq(mb_test_write_file(log, body), 0);
+        snprintf(cmd, sizeof(cmd), "promtool check metrics < '%s'", log);
+        char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+        int status = -1;
+        char *out = NULL;
+        cr_assert_eq(mb_test_run(argv, 20000, &status, &out), 0);
+        cr_expect_eq(status, 0, "promtool check metrics:\n%s\n--- exposition:\n%s", out, body);
+        free(out);
+    }
+    mb_test_must_finish(gw);
+}
