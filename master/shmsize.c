@@ -14,6 +14,10 @@
  *     server.max_message_size between 1 MiB and 256 MiB. A value may take
  *     at most half the arena (the ring must hold two), so a max_entry_size
  *     above that is lowered to it.
+ *   - Backend stats (shm/backends.h): 2 records per configured backend,
+ *     rounded up to a multiple of 64 (at least 64, at most 1024), so a
+ *     reload that adds or renames a few backends finds free records in the
+ *     same region, and a gateway without backends can gain some by reload.
  */
 #include "master/shmsize.h"
 
@@ -43,6 +47,8 @@ void mb_shmsize_params(const struct mb_conf *conf, uint32_t worker_capacity,
     p->ratelimit_capacity = conf->rate_limit.capacity;
     for (int i = 0; i < MB_CACHE_KINDS; i++)
         p->caches[i] = (struct mb_cache_size){0};
+    uint64_t nb = ((uint64_t)conf->nbackends * 2 + 63) / 64 * 64;
+    p->backend_capacity = (uint32_t)(nb < 64 ? 64 : nb > 1024 ? 1024 : nb);
     if (!c->enabled)
         return;
 

@@ -158,8 +158,50 @@
  *   eviction of the oldest entry in the probe window) and its crash safety
  *   are specified at the top of shm/cache.c.
  *
- * 7. BACKEND STATS (type 6): reserved type number, specified by its
- *    implementation when it is added (a minor bump).
+ * 7. BACKEND STATS (type 6; count = records, fixed for the region's life;
+ *    items = worker_capacity; entry_size = sizeof(struct mb_shm_backend)
+ *    + the up mask + items per-worker cells, rounded up to 64; absent in a
+ *    region of minor 1)
+ *
+ *   One record per configured backend (a stdio backend is one endpoint; a
+ *   backend with several URLs is one record whose endpoint label lists them
+ *   — the backend core does not know which URL answered). A record:
+ *
+ *     state          atomic: 0 free; bit 63 set = being claimed, bits 0..31
+ *                    name the claimer's worker record; 1 = published. Name
+ *                    and endpoint are written only while claimed and never
+ *                    change once published.
+ *     changed_ms     wall clock of the last up/down change of any worker.
+ *     requests[4]    requests that got an outcome at this backend, by status:
+ *                    ok (a result), error (a JSON-RPC error or a protocol
+ *                    violation), timeout, unavailable (down, or the
+ *                    connection was lost). Atomic add: every worker writes.
+ *     latency_us     EWMA (alpha 1/8) of the time from sending a request to
+ *                    its answer, microseconds; updated with a CAS loop.
+ *     name[64]       backends[].name, NUL-terminated.
+ *     endpoint[192]  the endpoint label: the URL(s) for http and websocket,
+ *                    "stdio:" + command[0] for stdio; truncated.
+ *     up[]           ceil(items / 64) words: bit i set while worker record i
+ *                    has a ready (handshaken) upstream to this backend. Set
+ *                    with atomic OR, cleared with atomic AND; the master
+ *                    clears a dead worker's bit when it reaps it.
+ *     cells[items]   struct mb_shm_backend_cell per worker record: requests
+ *                    in flight, pool connections active and idle. Written
+ *                    only by the worker in that record (relaxed load +
+ *                    store); zeroed by the master on reap (gauges die with
+ *                    the process). A reader sums the cells.
+ *
+ *   Claiming (worker, at start, by name): scan the records in order; a
+ *   published record with the same name and endpoint is the backend's; a
+ *   free one is claimed by CAS 0 -> claimed, filled, published (release);
+ *   a record being claimed is waited for (bounded), so two workers starting
+ *   together end on one record. A reload that keeps a backend's name and
+ *   endpoint keeps its record (and its counters); a new or changed backend
+ *   takes a free record; records of removed backends stay (their counters
+ *   keep their last values, up drops to 0). When every record is taken, the
+ *   backend goes unrecorded (logged). The master frees records a dead
+ *   claimer left half-claimed. Readers sum records with the same name and
+ *   endpoint, should a bounded wait ever have produced two.
  */
 #ifndef MB_SHM_LAYOUT_H
 #define MB_SHM_LAYOUT_H
@@ -169,7 +211,7 @@
 
 #define MB_SHM_MAGIC        0x4d42524447534d31ull /* "MBRDGSM1" */
 #define MB_SHM_LAYOUT_MAJOR 1
-#define MB_SHM_LAYOUT_MINOR 1
+#define MB_SHM_LAYOUT_MINOR 2
 
 #define MB_SHM_ALIGN        64 /* every section starts on a cache line */
 #define MB_SHM_MAX_SECTIONS 16
@@ -308,5 +350,33 @@ struct mb_shm_cache_slot {
 };
 _Static_assert(sizeof(struct mb_shm_cache_slot) == 64, "cache slot is one cache line");
 _Static_assert(offsetof(struct mb_shm_cache_slot, len) == 40, "cache slot layout");
+
+/* Backend stats record (§7): the fixed part; the up mask and the per-worker
+ * cells follow it within the entry. */
+#define MB_SHM_BACKEND_NAME      64
+#define MB_SHM_BACKEND_ENDPOINT  192
+#define MB_SHM_BACKEND_STATUSES  4 /* ok, error, timeout, unavailable */
+#define MB_SHM_BACKEND_CLAIMED   (1ull << 63)
+#define MB_SHM_BACKEND_PUBLISHED 1ull
+struct mb_shm_backend {
+    uint64_t state;                             /* atomic: 0 free, CLAIMED | claimer, PUBLISHED */
+    uint64_t changed_ms;                        /* atomic */
+    uint64_t requests[MB_SHM_BACKEND_STATUSES]; /* atomic add */
+    uint64_t latency_us;                        /* atomic, CAS: EWMA */
+    uint64_t _pad0;
+    char name[MB_SHM_BACKEND_NAME];
+    char endpoint[MB_SHM_BACKEND_ENDPOINT];
+    /* uint64_t up[(items + 63) / 64]; struct mb_shm_backend_cell cells[items]; */
+};
+_Static_assert(sizeof(struct mb_shm_backend) == 320, "backend record fixed part");
+_Static_assert(offsetof(struct mb_shm_backend, name) == 64, "backend record layout");
+
+struct mb_shm_backend_cell {
+    uint32_t in_flight;
+    uint32_t conns_active;
+    uint32_t conns_idle;
+    uint32_t _pad0;
+};
+_Static_assert(sizeof(struct mb_shm_backend_cell) == 16, "backend cell");
 
 #endif

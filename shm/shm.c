@@ -24,6 +24,7 @@
 
 #include "common/errors.h"
 #include "common/time.h"
+#include "shm/backends.h"
 #include "shm/counters.h"
 
 static uint64_t align_up(uint64_t v)
@@ -61,6 +62,9 @@ static uint64_t plan_layout(struct mb_shm_header *h, const struct mb_shm_params 
     for (uint32_t i = 0; i < MB_CACHE_KINDS; i++)
         if (p->caches[i].slots > 0)
             add_section(h, &off, MB_SHM_SEC_CACHE, 1, mb_cache_area_bytes(&p->caches[i]), i);
+    if (p->backend_capacity > 0)
+        add_section(h, &off, MB_SHM_SEC_BACKENDS, mb_bstats_entry_size(p->worker_capacity),
+                    p->backend_capacity, p->worker_capacity);
     return off;
 }
 
@@ -451,6 +455,7 @@ void mb_shm_worker_reaped(struct mb_shm *shm, uint32_t index, int wait_status, b
     mb_ratelimit_repair(&shm->ratelimit, index);
     for (uint32_t i = 0; i < MB_CACHE_KINDS; i++)
         mb_cache_repair(&shm->caches[i], index);
+    mb_shm_backends_repair(shm, index);
     __atomic_store_n(&w->state, free_record ? MB_WORKER_FREE : MB_WORKER_EXITED, __ATOMIC_RELEASE);
 }
 

@@ -52,6 +52,7 @@ struct mb_shm_params {
     uint32_t ratelimit_capacity; /* rate-limit buckets (rate_limit.capacity); 0 = no table */
     /* The shared caches by enum mb_cache_id; slots 0 = none (caching off). */
     struct mb_cache_size caches[MB_CACHE_KINDS];
+    uint32_t backend_capacity; /* backend stats records (shm/backends.h); 0 = none */
 };
 
 #define MB_SHM_DEFAULT_PATH       "/dev/shm/mcp-bridge"
