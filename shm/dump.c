@@ -7,9 +7,11 @@
  * Output: the header, the worker records in use, every counter (total and
  * rate per second), the latency histograms as percentiles, and the
  * rate-limit table's occupancy and busiest keys, and per shared cache its
- * entries, bytes, hit ratio and evictions; as text, or as
- * one JSON object (--json) whose top-level names (header, workers, counters,
- * rates, histograms, ratelimit, caches) are a contract with the tests and with operators'
+ * entries, bytes, hit ratio and evictions, and per backend (layout.h §7) the
+ * workers that have it up, request outcomes, EWMA latency, requests in flight
+ * and pool connections; as text, or as one JSON object (--json) whose
+ * top-level names (header, workers, counters, rates, histograms, ratelimit,
+ * caches, backends) are a contract with the tests and with operators'
  * scripts. --watch refreshes; the rate is then over the refresh interval,
  * otherwise the average since the region was created. When the gateway
  * replaces its region (the file at PATH is a new inode), --watch follows it.
@@ -34,6 +36,7 @@
 #include "common/errors.h"
 #include "common/time.h"
 #include "conf/conf.h"
+#include "shm/backends.h"
 #include "shm/counters.h"
 #include "shm/shm.h"
 
@@ -353,6 +356,68 @@ static void add_caches_json(cJSON *root, const struct mb_shm *shm, const struct 
 
 /* ---------------------------------------------------------------- text */
 
+/* ---------------------------------------------------------------- backends */
+
+#define MAX_BACKEND_ROWS 1024
+
+static size_t backend_rows(const struct mb_shm *shm, struct mb_bstats_snap **rows)
+{
+    struct mb_bstats v;
+    *rows = NULL;
+    if (mb_bstats_open(shm, &v) != 0)
+        return 0;
+    *rows = calloc(MAX_BACKEND_ROWS, sizeof(**rows));
+    return *rows ? mb_bstats_snapshot(&v, *rows, MAX_BACKEND_ROWS) : 0;
+}
+
+static void print_backends_text(const struct mb_shm *shm)
+{
+    struct mb_bstats_snap *b;
+    size_t n = backend_rows(shm, &b);
+    printf("\nBACKENDS\n%-16s %3s %8s %8s %8s %8s %10s %8s %6s %6s  %s\n", "backend", "up", "ok",
+           "error", "timeout", "unavail", "latency", "inflight", "active", "idle", "endpoint");
+    for (size_t i = 0; i < n; i++) {
+        char lat[32];
+        fmt_ms(lat, sizeof(lat), (double)b[i].latency_us / 1000.0);
+        printf("%-16s %3u %8llu %8llu %8llu %8llu %10s %8llu %6llu %6llu  %s\n", b[i].name,
+               b[i].up_workers, (unsigned long long)b[i].requests[MB_BSTATS_OK],
+               (unsigned long long)b[i].requests[MB_BSTATS_ERROR],
+               (unsigned long long)b[i].requests[MB_BSTATS_TIMEOUT],
+               (unsigned long long)b[i].requests[MB_BSTATS_UNAVAILABLE], lat,
+               (unsigned long long)b[i].in_flight, (unsigned long long)b[i].conns_active,
+               (unsigned long long)b[i].conns_idle, b[i].endpoint);
+    }
+    if (n == 0)
+        printf("(no backend has reported yet)\n");
+    free(b);
+}
+
+static void add_backends_json(cJSON *root, const struct mb_shm *shm)
+{
+    struct mb_bstats_snap *b;
+    size_t n = backend_rows(shm, &b);
+    cJSON *a = cJSON_AddArrayToObject(root, "backends");
+    for (size_t i = 0; i < n && a != NULL; i++) {
+        cJSON *e = cJSON_CreateObject();
+        if (e == NULL)
+            break;
+        cJSON_AddItemToArray(a, e);
+        cJSON_AddStringToObject(e, "backend", b[i].name);
+        cJSON_AddStringToObject(e, "endpoint", b[i].endpoint);
+        cJSON_AddNumberToObject(e, "up", b[i].up_workers);
+        cJSON *r = cJSON_AddObjectToObject(e, "requests");
+        for (int k = 0; k < MB_SHM_BACKEND_STATUSES; k++)
+            cJSON_AddNumberToObject(r, mb_bstats_status_name(k), (double)b[i].requests[k]);
+        cJSON_AddNumberToObject(e, "latency_ms", (double)b[i].latency_us / 1000.0);
+        cJSON_AddNumberToObject(e, "in_flight", (double)b[i].in_flight);
+        cJSON *c = cJSON_AddObjectToObject(e, "connections");
+        cJSON_AddNumberToObject(c, "active", (double)b[i].conns_active);
+        cJSON_AddNumberToObject(c, "idle", (double)b[i].conns_idle);
+        cJSON_AddNumberToObject(e, "changed_ms", (double)b[i].changed_ms);
+    }
+    free(b);
+}
+
 static void print_text(const struct view *v, const struct mb_shm *shm, const struct snap *cur,
                        const struct snap *prev)
 {
@@ -426,6 +491,7 @@ static void print_text(const struct view *v, const struct mb_shm *shm, const str
     }
     print_ratelimit_text(shm);
     print_caches_text(shm, cur);
+    print_backends_text(shm);
 }
 
 /* ---------------------------------------------------------------- JSON */
@@ -530,6 +596,7 @@ static cJSON *build_json(const struct view *v, const struct mb_shm *shm, const s
     }
     add_ratelimit_json(root, shm);
     add_caches_json(root, shm, cur);
+    add_backends_json(root, shm);
     return root;
 }
 
