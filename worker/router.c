@@ -12,6 +12,13 @@
  * PART (one page of a fanned-out list), INIT (the gateway's initialize),
  * IGNORE (logging/setLevel fan-out: the answer is dropped).
  *
+ * Accounting (metrics.h): a request the router takes carries a struct acct
+ * from the moment it is taken (REQUESTS_IN_FLIGHT +1) until its reply is
+ * queued (counted, timed from the message's arrival, access-logged with the
+ * backend that answered) or it is abandoned (client gone or cancelled: the
+ * gauge only). FORWARD requests, fan-outs (one per list request, not per
+ * part) and held initializes carry one.
+ *
  * Hot path: a routed request costs the client parse (mcp.c), one raw scan
  * for the name and progress token, and one splice; a response costs one
  * validation pass, one member scan and one splice. cJSON is used only for
@@ -190,6 +197,7 @@ struct mb_router {
     uint64_t ready_seq;     /* +1 each time a backend becomes ready */
     struct held_init *held; /* initialize replies waiting, oldest (first deadline) first */
     ev_timer held_timer;
+    bool closed; /* mb_router_close ran: no timer is armed again */
 };
 
 static uint64_t now_ms(const struct mb_router *r)
@@ -1912,7 +1920,7 @@ static void held_arm(struct mb_router *r)
 {
     struct ev_loop *loop = r->w->loop;
     ev_timer_stop(loop, &r->held_timer);
-    if (r->held == NULL)
+    if (r->held == NULL || r->closed)
         return;
     uint64_t now = now_ms(r);
     double in = r->held->deadline_ms > now ? (double)(r->held->deadline_ms - now) / 1000. : 0.;
@@ -2131,6 +2139,7 @@ fail:
 void mb_router_close(struct mb_router *r)
 {
     if (r != NULL) {
+        r->closed = true;
         ev_timer_stop(r->w->loop, &r->poll);
         ev_timer_stop(r->w->loop, &r->held_timer);
     }

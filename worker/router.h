@@ -32,9 +32,13 @@
  *       (upstream tokens are the gateway id of the request, so no table);
  *   notifications/message: to clients of this worker that set a log level;
  *   notifications/{tools,prompts,resources}/list_changed: to every client
- *       session of this worker;
+ *       session of this worker; and, from the gateway, to sessions answered
+ *       before a backend became ready (mcp.h);
  *   notifications/resources/updated: to clients that subscribed (URI
  *       prefixed);
+ *   resources/read results: every contents[].uri prefixed like the URIs
+ *       resources/list shows ("<backend>+<uri>"), also when answered from
+ *       the response cache (which keeps the backend's own text);
  *   sampling/createMessage, elicitation/create, roots/list: to the client of
  *       the newest request in flight on that backend (a shared upstream
  *       session cannot tell more), with the id "mb-s2c-N"; ping is answered
