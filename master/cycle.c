@@ -41,9 +41,43 @@
  *      WebSockets with 1001 and exits; after server.shutdown_timeout (of the
  *      generation it serves) + 2 s it is killed.
  *   An old generation's configuration is freed when its last worker is reaped.
- *   pid_file, shm.path and rate_limit.capacity are fixed at start: a change
- *   is logged and needs a restart. The shm region is never replaced, so
- *   rate-limit buckets survive every reload.
+ *   pid_file and shm.path are fixed at start: a change is logged and takes
+ *   effect at the next start.
+ *
+ * Region generations. A reload whose configuration gives the shm region the
+ * same shape (mb_shm_same_shape: rate_limit.capacity, the caches' sizes, the
+ * worker table) keeps the region, so every rate-limit bucket, cache entry and
+ * backend stat survives it. A reload that changes the shape builds a
+ * successor region (mb_shm_create_successor), between steps 2 and 3:
+ *   a. The successor is written in a temporary file next to the region's path
+ *      and filled before anyone can see it: the old region's counter and
+ *      histogram totals (every row, master row included; gauges excepted) go
+ *      into its master row, and every live rate-limit bucket (key hash and a
+ *      TAT in the future) is copied, rehashed into the new capacity. When the
+ *      new table is too small, the buckets with the latest TAT (the most
+ *      restrictive) are kept and the drops are counted in the log. Caches
+ *      start empty (they refill from the backends), so do backend stats. It
+ *      keeps the old region's hash seed, so a client's key is the same.
+ *   b. It is renamed over the path: mcp-bridge-shm and anything that attaches
+ *      from now on sees it. The reload is counted in it, then it gets the new
+ *      generation number and becomes READY, and the new workers get it in
+ *      their arguments (each child unmaps the regions it does not use).
+ *   c. The old workers keep the old mapping (its file is unlinked by the
+ *      rename, its memory lives while mapped). The master keeps both mapped:
+ *      each generation knows its region, so reaping (counter folding, repair
+ *      of half-written records) goes to the right one.
+ *   d. When the last worker of the old region is reaped, its totals minus
+ *      those taken in (a) — what the old workers did meanwhile — are added to
+ *      the master row of the region current then, and the old region is
+ *      marked RETIRED and unmapped. So counters never go backwards and count
+ *      every event once, in whichever region is current.
+ *   What is lost, by design: buckets the old workers update after (a) stay in
+ *   the old table, so a client served by an old worker during its drain can
+ *   get at most what that worker admits within server.shutdown_timeout on
+ *   top of its carried budget; the dump tool shows only the new generation's
+ *   workers (the old records stay in the old region until it retires).
+ *   If the successor cannot be built (tmpfs full, out of memory), the error
+ *   is logged and the reload goes on in the running region with its sizes.
  */
 #include "master/master.h"
 #include "master/shmsize.h"
@@ -74,10 +108,20 @@
 #define BACKOFF_MAX_MS   10000
 #define STABLE_AFTER_MS  10000
 
+/* A mapped shm region; more than one only while an old one drains. */
+struct region {
+    struct mb_shm *shm;
+    /* Its totals when a successor took them over (NULL while current). */
+    struct mb_counters_totals *carried;
+    unsigned gens; /* generations whose workers use it */
+    struct region *next;
+};
+
 struct generation {
     uint64_t id;
     struct mb_conf *conf;
     struct mb_listen_set socks; /* held only while the generation is current */
+    struct region *region;      /* the region its workers map */
     unsigned live;              /* its worker entries not yet released */
     struct generation *next;
 };
@@ -101,7 +145,8 @@ static volatile sig_atomic_t sig_child, sig_hup, sig_term, sig_quit, sig_usr1, s
 
 static struct {
     const struct mb_master_opts *opts;
-    struct mb_shm *shm;
+    struct region *region;  /* current: new generations and the master's counters */
+    struct region *regions; /* every mapped region, the current one included */
     struct generation *current;
     struct generation *old; /* generations still draining */
     struct worker workers[MAX_WORKERS];
@@ -163,6 +208,72 @@ static int install_signals(sigset_t *wait_mask)
 
 /* ------------------------------------------------------------------ generations */
 
+/* ------------------------------------------------------------------ regions */
+
+static void region_add(struct region *r, struct mb_shm *shm)
+{
+    r->shm = shm;
+    r->next = M.regions;
+    M.regions = r;
+}
+
+/* Step (a)-(b) of "Region generations": the successor of the current region
+ * for params, or NULL (logged) when it cannot be built. */
+static struct region *region_successor(const struct mb_shm_params *params)
+{
+    char err[1024];
+    struct mb_shm *prev = M.region->shm, *shm = NULL;
+    struct mb_shm_carry carry = {.totals = malloc(sizeof(struct mb_counters_totals))};
+    struct region *r = calloc(1, sizeof(*r));
+    if (carry.totals == NULL || r == NULL) {
+        snprintf(err, sizeof(err), "out of memory");
+        goto fail;
+    }
+    if (mb_shm_create_successor(prev, params, &carry, &shm, err, sizeof(err)) != MB_OK)
+        goto fail;
+    region_add(r, shm);
+    M.region->carried = carry.totals;
+    mb_log_info("shm region rebuilt for the new sizes (rate_limit.capacity %u -> %u): %llu "
+                "rate-limit buckets carried, %llu dropped (the new table is smaller; the "
+                "latest-expiring were kept); caches start empty",
+                prev->ratelimit.capacity, shm->ratelimit.capacity,
+                (unsigned long long)carry.buckets_copied,
+                (unsigned long long)carry.buckets_dropped);
+    return r;
+
+fail:
+    mb_log_error("cannot build a shm region of the new sizes, keeping the running region and "
+                 "its sizes: %s",
+                 err);
+    free(carry.totals);
+    free(r);
+    return NULL;
+}
+
+/* Step (d): a region no generation uses any more and that is not current. */
+static void region_release(struct region *r)
+{
+    if (--r->gens > 0 || r == M.region)
+        return;
+    struct mb_counters_totals now;
+    mb_counters_totals(r->shm, &now);
+    mb_counters_carry(M.region->shm, &now, r->carried);
+    mb_shm_retire(r->shm);
+    for (struct region **p = &M.regions; *p; p = &(*p)->next) {
+        if (*p == r) {
+            *p = r->next;
+            break;
+        }
+    }
+    mb_log_info("old shm region retired: its last workers exited, their counters were carried "
+                "into the current region");
+    mb_shm_close(&r->shm);
+    free(r->carried);
+    free(r);
+}
+
+/* ------------------------------------------------------------------ generations */
+
 static struct generation *gen_new(struct mb_conf *conf, struct mb_listen_set *socks)
 {
     struct generation *g = calloc(1, sizeof(*g));
@@ -172,6 +283,12 @@ static struct generation *gen_new(struct mb_conf *conf, struct mb_listen_set *so
     g->conf = conf;
     g->socks = *socks;
     return g;
+}
+
+static void gen_set_region(struct generation *g, struct region *r)
+{
+    g->region = r;
+    r->gens++;
 }
 
 static void gen_release(struct generation *g)
@@ -187,10 +304,16 @@ static void gen_release(struct generation *g)
     mb_log_info("generation %llu retired", (unsigned long long)g->id);
     mb_listen_close(&g->socks);
     mb_conf_free(&g->conf);
+    region_release(g->region);
     free(g);
 }
 
 /* ------------------------------------------------------------------ workers */
+
+static struct mb_shm *shm_of(const struct worker *w)
+{
+    return w->gen->region->shm;
+}
 
 static void child_main(struct worker *w) __attribute__((noreturn));
 static void child_main(struct worker *w)
@@ -213,6 +336,11 @@ static void child_main(struct worker *w)
     }
     if (M.opts->ready_fd != -1)
         close(M.opts->ready_fd);
+    /* An old region mapped here would keep its memory alive as long as
+     * this worker lives. */
+    for (struct region *r = M.regions; r; r = r->next)
+        if (r != g->region)
+            mb_shm_close(&r->shm);
     /* Default dispositions; the mask stays blocked until the worker's loop
      * watches the signals itself. */
     for (size_t i = 0; i < NSIGNALS; i++)
@@ -228,7 +356,7 @@ static void child_main(struct worker *w)
     }
     struct mb_worker_args args = {
         .conf = g->conf,
-        .shm = M.shm,
+        .shm = g->region->shm,
         .slot = (int)w->slot,
         .generation = g->id,
         .worker_index = w->index,
@@ -251,7 +379,7 @@ static int spawn(struct worker *w)
     w->pid = pid;
     w->started = mb_time_mono_ms();
     w->respawn_at = 0;
-    mb_shm_worker_started(M.shm, w->index, pid);
+    mb_shm_worker_started(shm_of(w), w->index, pid);
     mb_log_info("worker slot %u started: pid %d, generation %llu", w->slot, (int)pid,
                 (unsigned long long)w->gen->id);
     return MB_OK;
@@ -263,7 +391,7 @@ static struct worker *worker_new(struct generation *g, uint32_t slot)
         struct worker *w = &M.workers[i];
         if (w->used)
             continue;
-        int idx = mb_shm_worker_alloc(M.shm, slot, g->id);
+        int idx = mb_shm_worker_alloc(g->region->shm, slot, g->id);
         if (idx < 0) {
             mb_log_error("shm worker table is full: cannot start worker slot %u", slot);
             return NULL;
@@ -296,7 +424,7 @@ static int start_generation(struct generation *g)
         if (w == NULL)
             continue;
         if (spawn(w) != MB_OK) {
-            mb_shm_worker_reaped(M.shm, w->index, 0, true);
+            mb_shm_worker_reaped(shm_of(w), w->index, 0, true);
             worker_release(w);
             continue;
         }
@@ -314,7 +442,7 @@ static void signal_worker(struct worker *w, int sig, uint64_t kill_at)
         w->kill_at = kill_at;
     } else {
         /* Waiting for respawn: there is no process; give the record back. */
-        mb_shm_worker_reaped(M.shm, w->index, 0, true);
+        mb_shm_worker_reaped(shm_of(w), w->index, 0, true);
         worker_release(w);
     }
 }
@@ -352,7 +480,7 @@ static void reap(void)
                          how);
         else
             mb_log_error("worker slot %u pid %d %s unexpectedly", w->slot, (int)pid, how);
-        mb_shm_worker_reaped(M.shm, w->index, st, !respawn);
+        mb_shm_worker_reaped(shm_of(w), w->index, st, !respawn);
         w->pid = 0;
         if (!respawn) {
             worker_release(w);
@@ -376,7 +504,7 @@ static void respawn_due(uint64_t now)
         struct worker *w = &M.workers[i];
         if (!w->used || w->pid != 0 || w->respawn_at > now)
             continue;
-        mb_shm_worker_respawn(M.shm, w->index);
+        mb_shm_worker_respawn(shm_of(w), w->index);
         if (spawn(w) != MB_OK)
             w->respawn_at = now + BACKOFF_MAX_MS / 10;
     }
@@ -408,7 +536,7 @@ static bool any_worker(bool current_only)
 /* mcp_gateway_reloads_total{result}: the master row is the master's own. */
 static void count_reload(bool ok)
 {
-    mb_counters_add(M.shm, mb_counters_master_row(M.shm),
+    mb_counters_add(M.region->shm, mb_counters_master_row(M.region->shm),
                     ok ? MB_CTR_RELOADS : MB_CTR_RELOADS_FAILED, 1);
 }
 
@@ -429,27 +557,6 @@ static void reload(void)
         count_reload(false);
         return;
     }
-    const struct mb_conf *was = M.current->conf;
-    if (strcmp(was->shm.path, conf->shm.path) != 0)
-        mb_log_warn("shm.path changed to %s: the region stays at %s until a restart",
-                    conf->shm.path, was->shm.path);
-    if (strcmp(was->pid_file, conf->pid_file) != 0)
-        mb_log_warn("pid_file changed to %s: it takes effect at the next start", conf->pid_file);
-    /* The region (and its rate-limit buckets) is kept across reloads: a
-     * new capacity would need a new region, and a reload must never hand a
-     * client a fresh budget, so it waits for a restart. */
-    struct mb_shm_params shape;
-    mb_shmsize_params(conf, M.shm->worker_capacity, &shape);
-    if (!mb_shm_same_shape(M.shm, &shape)) {
-        if (conf->rate_limit.capacity != M.shm->ratelimit.capacity)
-            mb_log_warn("rate_limit.capacity changed to %u: the rate-limit table keeps %u buckets "
-                        "until a restart",
-                        conf->rate_limit.capacity, M.shm->ratelimit.capacity);
-        else
-            mb_log_warn("caching sizes changed (caching.enabled, max_size, max_entry_size, "
-                        "backends or server.max_message_size): the caches keep their size "
-                        "until a restart");
-    }
     struct generation *g = gen_new(conf, &socks);
     if (g == NULL) {
         mb_log_error("reload failed: out of memory");
@@ -458,6 +565,22 @@ static void reload(void)
         count_reload(false);
         return;
     }
+    const struct mb_conf *was = M.current->conf;
+    if (strcmp(was->shm.path, conf->shm.path) != 0)
+        mb_log_warn("shm.path changed to %s: the region stays at %s until a restart",
+                    conf->shm.path, was->shm.path);
+    if (strcmp(was->pid_file, conf->pid_file) != 0)
+        mb_log_warn("pid_file changed to %s: it takes effect at the next start", conf->pid_file);
+    /* New sizes: a successor region (see "Region generations" above). */
+    struct mb_shm_params shape;
+    struct region *reg = M.region;
+    mb_shmsize_params(conf, M.region->shm->worker_capacity, &shape);
+    if (!mb_shm_same_shape(M.region->shm, &shape)) {
+        struct region *next = region_successor(&shape);
+        if (next != NULL)
+            reg = M.region = next;
+    }
+    gen_set_region(g, reg);
     /* The old generation keeps no sockets in the master: what the new one
      * took over moved, the rest is no longer listened on. */
     mb_listen_close(&M.current->socks);
@@ -470,7 +593,8 @@ static void reload(void)
     /* Counted before the generation is published: a reader that sees the
      * new generation also sees the reload that made it. */
     count_reload(true);
-    mb_shm_set_generation(M.shm, g->id);
+    mb_shm_set_generation(M.region->shm, g->id);
+    mb_shm_publish(M.region->shm); /* a successor becomes READY (a kept one is) */
     start_generation(g);
     uint64_t now = mb_time_mono_ms();
     for (size_t i = 0; i < MAX_WORKERS; i++) {
@@ -540,15 +664,21 @@ int mb_master_run(const struct mb_master_opts *opts, struct mb_conf *conf,
 {
     sigset_t wait_mask;
     M.opts = opts;
-    M.shm = shm;
     mb_log_set_role("master", -1);
-    if (install_signals(&wait_mask) != MB_OK)
-        return MB_EXIT_ERROR;
-    M.current = gen_new(conf, socks);
-    if (M.current == NULL) {
-        mb_log_error("out of memory");
+    if (install_signals(&wait_mask) != MB_OK) {
+        mb_shm_close(&shm);
         return MB_EXIT_ERROR;
     }
+    struct region *first = calloc(1, sizeof(*first));
+    M.current = gen_new(conf, socks);
+    if (first == NULL || M.current == NULL) {
+        mb_log_error("out of memory");
+        mb_shm_close(&shm);
+        return MB_EXIT_ERROR;
+    }
+    region_add(first, shm);
+    M.region = first;
+    gen_set_region(M.current, first);
     mb_shm_set_generation(shm, M.current->id);
     mb_shm_publish(shm);
     if (start_generation(M.current) == 0) {
@@ -605,6 +735,15 @@ int mb_master_run(const struct mb_master_opts *opts, struct mb_conf *conf,
     }
     mb_log_info("exiting");
     mb_listen_close(&M.current->socks);
-    mb_shm_retire(shm);
+    /* Every old region retired with its last worker; the current one stays
+     * on disk, RETIRED, for the dump tool. */
+    mb_shm_retire(M.region->shm);
+    while (M.regions != NULL) {
+        struct region *r = M.regions;
+        M.regions = r->next;
+        mb_shm_close(&r->shm);
+        free(r->carried);
+        free(r);
+    }
     return status;
 }

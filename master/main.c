@@ -310,7 +310,8 @@ int main(int argc, char **argv)
     /* The rate-limit table is sized even when rate_limit.enabled is false,
      * so a reload can switch limiting on without a new region (32 bytes per
      * slot, two slots per bucket: 4 MiB at the default 65536). The caches
-     * are sized from caching.* (master/shmsize.c). */
+     * are sized from caching.* (master/shmsize.c). A reload that changes
+     * these sizes builds a successor region (master/cycle.c). */
     struct mb_shm_params params;
     mb_shmsize_params(conf, WORKER_RECORDS, &params);
     if (mb_shm_create(conf->shm.path, &params, &shm, err, sizeof(err)) != MB_OK) {
@@ -321,9 +322,9 @@ int main(int argc, char **argv)
     mb_log_info("mcp-bridge %s starting: %s, %u workers, shm %s", MB_VERSION, conf_abs,
                 conf->workers, conf->shm.path);
 
+    /* The master owns the region from here: a reload may replace it. */
     rc = mb_master_run(&opts, conf, &socks, shm);
     mb_pidfile_remove(pid_path);
     free(pid_path);
-    mb_shm_close(&shm);
     return rc;
 }

@@ -16,7 +16,9 @@ struct mb_master_opts {
 };
 
 /* Runs the master until it is told to stop. Takes ownership of conf and
- * socks (the first generation). Returns the process exit status. */
+ * socks (the first generation) and of shm: a reload may replace the region
+ * (master/cycle.c), and every region is unmapped before it returns (the
+ * current one left RETIRED on disk). Returns the process exit status. */
 int mb_master_run(const struct mb_master_opts *opts, struct mb_conf *conf,
                   struct mb_listen_set *socks, struct mb_shm *shm);
 

@@ -164,3 +164,40 @@ void mb_counters_fold(struct mb_shm *shm, uint32_t row)
 
     __atomic_store_n(&shm->hdr->fold_seq, s + 2, __ATOMIC_RELEASE);
 }
+
+void mb_counters_totals(const struct mb_shm *shm, struct mb_counters_totals *t)
+{
+    mb_counters_snapshot(shm, t->ctr, MB_CTR__COUNT);
+    mb_counters_hist_snapshot(shm, t->hist, MB_HIST__COUNT);
+}
+
+static uint64_t delta(uint64_t now, uint64_t since)
+{
+    return now > since ? now - since : 0;
+}
+
+void mb_counters_carry(struct mb_shm *dst, const struct mb_counters_totals *now,
+                       const struct mb_counters_totals *since)
+{
+    static const struct mb_counters_totals zero;
+    if (since == NULL)
+        since = &zero;
+    uint32_t master = mb_counters_master_row(dst);
+    uint64_t s = __atomic_load_n(&dst->hdr->fold_seq, __ATOMIC_RELAXED);
+    __atomic_store_n(&dst->hdr->fold_seq, s + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+
+    uint64_t *row = mb_counters_row(dst, master);
+    for (uint32_t i = 0; i < dst->ncounters && i < MB_CTR__COUNT; i++)
+        if (mb_counters_info[i].type == MB_CTR_COUNTER)
+            add_relaxed(&row[i], delta(now->ctr[i], since->ctr[i]));
+    struct mb_shm_hist *h = mb_counters_hist_row(dst, master);
+    for (uint32_t i = 0; i < dst->nhists && i < MB_HIST__COUNT; i++) {
+        add_relaxed(&h[i].count, delta(now->hist[i].count, since->hist[i].count));
+        add_relaxed(&h[i].sum_ns, delta(now->hist[i].sum_ns, since->hist[i].sum_ns));
+        for (unsigned b = 0; b < MB_HIST_NBUCKETS; b++)
+            add_relaxed(&h[i].bucket[b], delta(now->hist[i].bucket[b], since->hist[i].bucket[b]));
+    }
+
+    __atomic_store_n(&dst->hdr->fold_seq, s + 2, __ATOMIC_RELEASE);
+}

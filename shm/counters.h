@@ -347,4 +347,27 @@ double mb_counters_hist_quantile(const struct mb_shm_hist *h, double q);
  * master row and zeroes them, inside the header's fold_seq sequence lock. */
 void mb_counters_fold(struct mb_shm *shm, uint32_t row);
 
+/*
+ * Carrying totals from one region to its successor (a reload that changes the
+ * region's shape, master/cycle.c). When the successor is built, the old
+ * region's totals T0 are added to the new master row; when the old region's
+ * last worker is reaped, its totals T1 (all folded by then) minus T0 are added
+ * to the region current at that moment. So every event is counted once in the
+ * current region, late or not at all never: totals never go backwards.
+ * Gauges are not carried (what they measure lives in the old workers and
+ * ends with them).
+ */
+struct mb_counters_totals {
+    uint64_t ctr[MB_CTR__COUNT];
+    struct mb_shm_hist hist[MB_HIST__COUNT];
+};
+/* The totals of a region now (every row, master row included). */
+void mb_counters_totals(const struct mb_shm *shm, struct mb_counters_totals *t);
+/* Master: adds now - since (since NULL: now) of every counter, not gauge, and
+ * every histogram to dst's master row, inside dst's fold_seq. A counter that
+ * is smaller in now than in since (cannot happen unless a region was damaged)
+ * adds nothing. */
+void mb_counters_carry(struct mb_shm *dst, const struct mb_counters_totals *now,
+                       const struct mb_counters_totals *since);
+
 #endif

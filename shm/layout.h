@@ -15,6 +15,24 @@
  * stopped stays on disk (state RETIRED, or READY if the master was killed)
  * and can still be read.
  *
+ * Region generations. A reload keeps the region when the new configuration
+ * gives it the same shape (the same section directory), so rate-limit
+ * buckets, cache entries and backend stats survive it. A reload that changes
+ * a size (rate_limit.capacity, caching.*, the backend count) builds a
+ * successor: a new region, written whole in a temporary file and renamed
+ * over the path like the first one, whose master row starts with the old
+ * region's counter and histogram totals (gauges excepted), whose rate-limit
+ * table holds a copy of every live bucket (rehashed; when the new table is
+ * smaller, the latest TATs are kept), with the old region's hash_seed, and
+ * whose caches, backend stats and worker table start empty. The new
+ * generation's workers map the successor; the old workers keep the old
+ * mapping (its file is gone from the directory) until they exit, and what
+ * they count meanwhile is added to the successor's master row when the last
+ * of them is reaped; then the old region is marked RETIRED and unmapped.
+ * A reader that opened the old file before the rename keeps reading it; it
+ * sees state RETIRED once the old workers are gone. The protocol is
+ * specified at the top of master/cycle.c.
+ *
  * All integers are fixed width in host byte order (the region never leaves
  * the machine), naturally aligned, with explicit padding. Every section
  * starts on a 64-byte boundary. Fields that change while the gateway runs are
@@ -33,8 +51,9 @@
  *   master_pid       pid of the master that created the region.
  *   state            INITIALIZING -> READY -> RETIRED. The master stores
  *                    READY with release semantics once every section is laid
- *                    out, and RETIRED when it stops or replaces the region;
- *                    readers load it with acquire semantics.
+ *                    out, and RETIRED when it stops, or when a region it
+ *                    replaced has lost its last worker; readers load it with
+ *                    acquire semantics.
  *   birth_ms         wall clock (ms since the epoch) at creation.
  *   retired_ms       wall clock at retirement, 0 before.
  *   worker_capacity  records in the worker table.

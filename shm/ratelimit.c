@@ -51,6 +51,7 @@
 
 #include <sched.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/errors.h"
@@ -264,6 +265,93 @@ uint64_t mb_ratelimit_repair(struct mb_ratelimit *rl, uint32_t worker_index)
             n++;
     }
     return n;
+}
+
+struct carried {
+    uint64_t lo, hi, tat;
+};
+
+static int later_first(const void *a, const void *b)
+{
+    uint64_t x = ((const struct carried *)a)->tat, y = ((const struct carried *)b)->tat;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* One consistent {key, TAT} of a live slot (the seqlock read of take());
+ * 0 when the slot holds no live bucket. */
+static int read_live(const struct mb_shm_rl_slot *s, uint64_t now, struct carried *out)
+{
+    for (;;) {
+        uint64_t w = __atomic_load_n(&s->tat, __ATOMIC_ACQUIRE);
+        if (w == 0 || is_claim(w) || is_expired(w, now))
+            return 0;
+        out->lo = __atomic_load_n(&s->key_lo, __ATOMIC_RELAXED);
+        out->hi = __atomic_load_n(&s->key_hi, __ATOMIC_RELAXED);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&s->tat, __ATOMIC_RELAXED) == w) {
+            out->tat = w;
+            return 1;
+        }
+    }
+}
+
+int mb_ratelimit_copy(struct mb_ratelimit *dst, const struct mb_ratelimit *src, uint64_t now_ns,
+                      uint64_t *copied, uint64_t *dropped)
+{
+    *copied = *dropped = 0;
+    if (src->slots == NULL)
+        return 0;
+    if (dst->slots != NULL && (dst->seed[0] != src->seed[0] || dst->seed[1] != src->seed[1]))
+        return MB_ERR; /* the same client would hash to another key */
+    uint64_t now = now_ns > TAT_MAX ? TAT_MAX : now_ns, n = 0;
+    for (uint64_t i = 0; i < src->nslots; i++) {
+        uint64_t w = __atomic_load_n(&src->slots[i].tat, __ATOMIC_RELAXED);
+        n += w != 0 && !is_claim(w) && !is_expired(w, now);
+    }
+    if (n == 0)
+        return 0;
+    /* Workers may have made more buckets live since the count: those are
+     * left behind like any bucket written after its read. */
+    struct carried *v = malloc(n * sizeof(*v));
+    if (v == NULL)
+        return MB_ERR;
+    uint64_t k = 0;
+    for (uint64_t i = 0; i < src->nslots && k < n; i++)
+        k += (uint64_t)read_live(&src->slots[i], now, &v[k]);
+    if (dst->slots == NULL) {
+        *dropped = k;
+        free(v);
+        return 0;
+    }
+    qsort(v, k, sizeof(*v), later_first);
+    uint64_t mask = dst->nslots - 1;
+    unsigned probe = dst->nslots < MB_RL_MAX_PROBE ? (unsigned)dst->nslots : MB_RL_MAX_PROBE;
+    for (uint64_t j = 0; j < k; j++) {
+        struct mb_shm_rl_slot *free_slot = NULL;
+        bool dup = false;
+        for (unsigned i = 0; i < probe && !dup; i++) {
+            struct mb_shm_rl_slot *s = &dst->slots[(v[j].lo + i) & mask];
+            if (s->tat == 0) {
+                free_slot = s;
+                break;
+            }
+            dup = s->key_lo == v[j].lo && s->key_hi == v[j].hi;
+        }
+        if (dup)
+            continue; /* an earlier copy had the later TAT */
+        if (free_slot == NULL || *copied >= dst->capacity) {
+            (*dropped)++;
+            continue;
+        }
+        /* Nobody maps dst yet; the release store only keeps the format's
+         * rule that a TAT is published after its key. */
+        __atomic_store_n(&free_slot->key_lo, v[j].lo, __ATOMIC_RELAXED);
+        __atomic_store_n(&free_slot->key_hi, v[j].hi, __ATOMIC_RELAXED);
+        __atomic_store_n(&free_slot->tat, v[j].tat, __ATOMIC_RELEASE);
+        (*copied)++;
+    }
+    free(v);
+    return 0;
 }
 
 void mb_ratelimit_stats(const struct mb_ratelimit *rl, uint64_t now_ns,

@@ -84,6 +84,20 @@ int mb_ratelimit_take(struct mb_ratelimit *rl, struct mb_rl_key key, uint64_t no
  * left claimed (killed mid-insert) into tombstones. Returns how many. */
 uint64_t mb_ratelimit_repair(struct mb_ratelimit *rl, uint32_t worker_index);
 
+/* Master, building a successor region (a reload that changes the capacity):
+ * copies every live bucket of src (key hash and a TAT after now_ns) into dst,
+ * a table nobody uses yet whose keys hash with the same seed, rehashed into
+ * dst's geometry. dst keeps at most its capacity in buckets (at most half
+ * full) and MB_RL_MAX_PROBE slots from each home; when they do not all fit,
+ * the buckets with the latest TAT, the most restrictive, are kept and the
+ * others counted in *dropped. A key found twice in src (two slots, see
+ * ratelimit.c) is carried once, with its later TAT. src may be written by its
+ * workers meanwhile: a bucket is read as one consistent {key, TAT} pair, and
+ * what they write after it was read stays behind. Returns 0, or MB_ERR (out
+ * of memory, or the seeds differ) with dst unchanged. */
+int mb_ratelimit_copy(struct mb_ratelimit *dst, const struct mb_ratelimit *src, uint64_t now_ns,
+                      uint64_t *copied, uint64_t *dropped);
+
 /* Readers (dump tool, /metrics): slot states at now_ns. */
 struct mb_ratelimit_stats {
     uint64_t slots;

@@ -177,8 +177,23 @@ static int check_sections(const struct mb_shm_header *h, uint64_t size)
     return 0;
 }
 
-int mb_shm_create(const char *path, const struct mb_shm_params *p, struct mb_shm **out, char *err,
-                  size_t errlen)
+/* Fills a region's tables from its predecessor (mb_shm_create_successor),
+ * before anybody can see it. */
+static int inherit(struct mb_shm *shm, const struct mb_shm *prev, struct mb_shm_carry *carry,
+                   char *err, size_t errlen)
+{
+    mb_counters_totals(prev, carry->totals);
+    mb_counters_carry(shm, carry->totals, NULL);
+    if (mb_ratelimit_copy(&shm->ratelimit, &prev->ratelimit, mb_time_mono_ns(),
+                          &carry->buckets_copied, &carry->buckets_dropped) != 0) {
+        snprintf(err, errlen, "%s: copying the rate-limit buckets: out of memory", shm->path);
+        return MB_ERR;
+    }
+    return 0;
+}
+
+static int create_region(const char *path, const struct mb_shm_params *p, const struct mb_shm *prev,
+                         struct mb_shm_carry *carry, struct mb_shm **out, char *err, size_t errlen)
 {
     struct mb_shm *shm = NULL;
     char *tmp = NULL;
@@ -253,7 +268,12 @@ int mb_shm_create(const char *path, const struct mb_shm_params *p, struct mb_shm
     h->total_size = size;
     h->master_pid = (int32_t)getpid();
     h->birth_ms = mb_time_wall_ms();
-    fill_seed(h->hash_seed);
+    /* A successor keeps the seed: its copied buckets must be found under
+     * the keys the new workers compute for the same clients. */
+    if (prev != NULL)
+        memcpy(h->hash_seed, prev->hdr->hash_seed, sizeof(h->hash_seed));
+    else
+        fill_seed(h->hash_seed);
     for (uint32_t i = 0; i < h->nsections; i++)
         if (h->sections[i].type == MB_SHM_SEC_CACHE)
             mb_cache_format((char *)base + h->sections[i].offset, h->sections[i].items,
@@ -273,6 +293,8 @@ int mb_shm_create(const char *path, const struct mb_shm_params *p, struct mb_shm
         goto fail;
     for (uint32_t i = 0; i < shm->worker_capacity; i++)
         shm->workers[i].last_exit_status = -1;
+    if (prev != NULL && inherit(shm, prev, carry, err, errlen) != 0)
+        goto fail;
 
     if (rename(tmp, path) == -1) {
         snprintf(err, errlen, "%s: rename from %s: %s", path, tmp, strerror(errno));
@@ -297,6 +319,20 @@ fail:
         free(tmp);
     }
     return MB_ERR;
+}
+
+int mb_shm_create(const char *path, const struct mb_shm_params *p, struct mb_shm **out, char *err,
+                  size_t errlen)
+{
+    return create_region(path, p, NULL, NULL, out, err, errlen);
+}
+
+int mb_shm_create_successor(const struct mb_shm *prev, const struct mb_shm_params *p,
+                            struct mb_shm_carry *carry, struct mb_shm **out, char *err,
+                            size_t errlen)
+{
+    carry->buckets_copied = carry->buckets_dropped = 0;
+    return create_region(prev->path, p, prev, carry, out, err, errlen);
 }
 
 void mb_shm_publish(struct mb_shm *shm)

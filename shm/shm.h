@@ -66,6 +66,27 @@ struct mb_shm_params {
  * Returns 0, or MB_ERR with "what: why" in err. */
 int mb_shm_create(const char *path, const struct mb_shm_params *p, struct mb_shm **out, char *err,
                   size_t errlen);
+/* What a successor region took over from its predecessor. */
+struct mb_counters_totals;
+struct mb_shm_carry {
+    /* Caller-allocated; filled with the predecessor's totals at the moment
+     * they were carried, for mb_counters_carry() when it retires. */
+    struct mb_counters_totals *totals;
+    uint64_t buckets_copied;  /* live rate-limit buckets now in the successor */
+    uint64_t buckets_dropped; /* live buckets that did not fit (smaller table) */
+};
+
+/* Master, on a reload that changes the region's shape (layout.h, "region
+ * generations"): creates a region of params like mb_shm_create(), at prev's
+ * path and with prev's hash seed, and before renaming it over the path fills
+ * it from prev: prev's counter and histogram totals (gauges excepted) go into
+ * the new master row, and every live rate-limit bucket is copied
+ * (mb_ratelimit_copy). Caches start empty and the worker table free. prev
+ * stays mapped and usable by the processes that use it. Returns 0, or MB_ERR
+ * with "what: why" in err (nothing replaced). */
+int mb_shm_create_successor(const struct mb_shm *prev, const struct mb_shm_params *p,
+                            struct mb_shm_carry *carry, struct mb_shm **out, char *err,
+                            size_t errlen);
 /* Marks the region READY (release store): readers may trust it. */
 void mb_shm_publish(struct mb_shm *shm);
 /* Marks the region RETIRED (the gateway stopped, or a newer region replaced it). */
@@ -77,7 +98,8 @@ int mb_shm_attach(const char *path, struct mb_shm **out, char *err, size_t errle
 void mb_shm_close(struct mb_shm **shmp);
 
 /* Master, on reload: true when a region of params would have the same shape
- * as shm, so the running region (and its rate-limit buckets) can be kept. */
+ * as shm, so the running region (buckets, caches, backend stats) is kept;
+ * otherwise a successor is built (mb_shm_create_successor). */
 bool mb_shm_same_shape(const struct mb_shm *shm, const struct mb_shm_params *p);
 
 /* Master: the config generation now being served. */
