@@ -30,6 +30,7 @@
  *   mcp_gateway_protocol_errors_total{kind}             REQUEST_ERRORS_*
  *   mcp_gateway_rate_limited_total, ..._rate_limit_table_full_total
  *   mcp_gateway_access_log_dropped_total
+ *   backend and cache families: worker/metrics_backends.c
  *   mcp_gateway_worker_restarts_total                   WORKER_RESTARTS
  *   mcp_gateway_reloads_total{result}                   RELOADS, RELOADS_FAILED
  *   mcp_gateway_workers{state}                          worker table
@@ -66,6 +67,7 @@
 #include "worker/conn.h"
 #include "worker/jsonrpc.h"
 #include "worker/mcp.h"
+#include "worker/metrics_backends.h"
 #include "worker/worker.h"
 
 #define CHUNK     16384 /* bytes per writeable callback */
@@ -165,6 +167,8 @@ bool mb_metrics_ready(const struct mb_worker *w, const char **why)
         return false;
     }
     *why = NULL;
+    if (!mb_metrics_backends_ready(w->shm, w->conf, why))
+        return false;
     return true;
 }
 
@@ -462,7 +466,8 @@ int mb_metrics_render(struct mb_shm *shm, const struct mb_conf *conf, struct mb_
     mb_counters_snapshot(shm, ctr, MB_CTR__COUNT);
     mb_counters_hist_snapshot(shm, hist, MB_HIST__COUNT);
     if (render_requests(ctr, hist, out) || render_connections(ctr, out) ||
-        render_traffic(ctr, out) || render_ops(shm, conf, ctr, out) || render_process(shm, out))
+        render_traffic(ctr, out) || render_ops(shm, conf, ctr, out) ||
+        mb_metrics_render_backends(shm, conf, ctr, out) || render_process(shm, out))
         return MB_ERR;
     return MB_OK;
 }
