@@ -42,6 +42,7 @@
 #include "worker/idmap.h"
 #include "worker/jsonscan.h"
 #include "worker/mcp.h"
+#include "worker/metrics_backends.h"
 #include "worker/metrics.h"
 #include "worker/ratelimiter.h"
 #include "worker/upstream.h"
@@ -98,8 +99,10 @@ struct mb_pending {
     bool cache_private;       /* ... also under the caller's scope (the tool is cacheable) */
     struct mb_flight *flight; /* FORWARD: the flight this request leads */
     struct mb_cache_key kpriv, kpub;
-    bool uri_prefix;  /* FORWARD resources/read with prefixes: contents[].uri get them */
-    struct acct acct; /* FORWARD */
+    bool uri_prefix;     /* FORWARD resources/read with prefixes: contents[].uri get them */
+    struct acct acct;    /* FORWARD */
+    uint64_t bs_sent_ns; /* backend stats: when sent (metrics_backends.h) */
+    int bs_outcome;      /* ... and the outcome, MB_BACKEND_OUTCOME_NONE until known */
 };
 
 struct fanout {
@@ -153,6 +156,7 @@ struct backend {
     struct mb_cache_key dkey[MB_LIST_KINDS]; /* its discovery cache keys, once computed */
     unsigned dkey_have;                      /* bit k: dkey[k] is computed */
     uint64_t ready_seq;                      /* r->ready_seq when it last became ready */
+    int bstat;                               /* its backend stats record, -1 none */
 };
 
 /*
@@ -405,6 +409,7 @@ static void pending_free(struct mb_pending *p)
         p->bnext->bprev = p->bprev;
     else
         b->tail = p->bprev;
+    mb_metrics_backend_done(b->r->w, b->bstat, p->sent, p->bs_sent_ns, p->bs_outcome);
     if (p->acct.on)
         acct_end(b->r, &p->acct, p->client, false, 0, 0, NULL);
     detach_client(p);
@@ -426,6 +431,7 @@ static void pending_try_send(struct mb_pending *p)
     if (rc != 0)
         return; /* MB_AGAIN: the DOWN report is on its way; it stays queued */
     p->sent = true;
+    p->bs_sent_ns = mb_metrics_backend_sent(b->r->w, b->bstat);
     free(p->msg);
     p->msg = NULL;
 }
@@ -452,6 +458,7 @@ static void pending_fail(struct mb_pending *p, int code, const char *msg, const 
 {
     struct backend *b = p->b;
     struct mb_buf data = {0}, *o = &b->r->out;
+    p->bs_outcome = mb_metrics_backend_outcome(true, code);
     switch (p->kind) {
     case P_FORWARD:
         if (p->client && error_data(&data, b, reason, timeout_ms) == 0) {
@@ -1211,6 +1218,7 @@ static void send_initialize(struct backend *b)
     if (b->up.ops->send(&b->up, o.data, o.len) != 0)
         goto oom;
     p->sent = true;
+    p->bs_sent_ns = mb_metrics_backend_sent(b->r->w, b->bstat);
     mb_buf_free(&o);
     return;
 oom:
@@ -1260,6 +1268,7 @@ static void on_init_reply(struct mb_pending *p, struct mb_json_raw result, struc
         "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}";
     b->up.ops->send(&b->up, initialized, sizeof(initialized) - 1);
     b->state = B_READY;
+    mb_metrics_backend_up(b->r->w, b->bstat, true);
     b->was_ready = true;
     b->why[0] = '\0';
     struct mb_pending *q = b->head, *next;
@@ -1277,6 +1286,7 @@ static void on_state(void *owner, enum mb_upstream_state st, const char *why)
     struct backend *b = owner;
     if (b->state == B_CLOSED)
         return;
+    mb_metrics_backend_up(b->r->w, b->bstat, false); /* ready again after the handshake */
     /* Its lists may have changed while the connection was down. */
     if (st != MB_UPSTREAM_UP || b->was_ready)
         disc_invalidate(b, -1);
@@ -1360,6 +1370,7 @@ static void on_response(struct backend *b, const char *msg, size_t len, struct m
                      "response without exactly one of result and error", -1);
         return;
     }
+    p->bs_outcome = mb_metrics_backend_outcome(error.p != NULL, 0);
     switch (p->kind) {
     case P_INIT:
         on_init_reply(p, result, error);
@@ -2091,6 +2102,7 @@ int mb_router_new(struct mb_worker *w, struct mb_router **out)
         b->r = r;
         b->index = i;
         b->conf = &conf->backends[i];
+        b->bstat = mb_metrics_backend_attach(w, b->conf);
         b->confhash = mb_cachekey_backend_hash(b->conf);
         b->state = B_STARTING;
         snprintf(b->why, sizeof(b->why), "starting");
