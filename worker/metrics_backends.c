@@ -36,7 +36,9 @@
 #include "shm/backends.h"
 #include "shm/counters.h"
 #include "shm/shm.h"
+#include "worker/pool.h"
 #include "worker/router.h"
+#include "worker/upstream.h"
 #include "worker/worker.h"
 
 #define MAX_ROWS 1024
@@ -44,6 +46,8 @@
 static struct {
     const struct mb_shm *shm;
     struct mb_bstats v;
+    int *recs; /* by index in the worker's backends[]: the record, -1 none */
+    size_t nrecs;
 } view;
 
 static const struct mb_bstats *view_of(const struct mb_shm *shm)
@@ -82,6 +86,17 @@ int mb_metrics_backend_attach(struct mb_worker *w, const struct mb_conf_backend 
     char ep[MB_SHM_BACKEND_ENDPOINT];
     endpoint_label(b, ep, sizeof(ep));
     int rec = mb_bstats_claim(v, b->name, ep, w->index);
+    size_t i = (size_t)(b - w->conf->backends);
+    if (b >= w->conf->backends && i < w->conf->nbackends) {
+        if (view.recs == NULL) {
+            view.recs = malloc(w->conf->nbackends * sizeof(int));
+            view.nrecs = view.recs ? w->conf->nbackends : 0;
+            for (size_t k = 0; k < view.nrecs; k++)
+                view.recs[k] = -1;
+        }
+        if (i < view.nrecs)
+            view.recs[i] = rec;
+    }
     if (rec < 0)
         mb_log_warn("backend %s: no free backend stats record in shm (restart to resize): its "
                     "statistics are not kept",
@@ -135,6 +150,19 @@ void mb_metrics_backend_conns(struct mb_worker *w, int rec, int64_t d_active, in
         mb_bstats_gauge_add(v, rec, w->index, MB_BSTATS_CONNS_ACTIVE, d_active);
     if (d_idle != 0)
         mb_bstats_gauge_add(v, rec, w->index, MB_BSTATS_CONNS_IDLE, d_idle);
+}
+
+void mb_metrics_upstream_conn(const struct mb_upstream *u, int from, int to)
+{
+    size_t i = (size_t)(u->bconf - u->conf->backends);
+    if (u->bconf < u->conf->backends || i >= view.nrecs || view.recs[i] < 0)
+        return;
+    int64_t da = 0, di = 0;
+    if (from >= 0)
+        *(from == MB_POOL_IDLE ? &di : &da) -= 1;
+    if (to >= 0)
+        *(to == MB_POOL_IDLE ? &di : &da) += 1;
+    mb_metrics_backend_conns(u->w, view.recs[i], da, di);
 }
 
 /* ------------------------------------------------------------------ exposition */

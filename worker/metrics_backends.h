@@ -41,6 +41,11 @@ void mb_metrics_backend_done(struct mb_worker *w, int rec, bool sent, uint64_t s
 int mb_metrics_backend_outcome(bool is_error, int gateway_code);
 /* Pool connections of rec in this worker: active and idle deltas. */
 void mb_metrics_backend_conns(struct mb_worker *w, int rec, int64_t d_active, int64_t d_idle);
+/* upstream_http.c: a pool connection of u moved from state `from` to `to`
+ * (enum mb_pool_state, or -1 for none: opened / gone). CONNECTING and BUSY
+ * count as active, IDLE as idle. */
+struct mb_upstream;
+void mb_metrics_upstream_conn(const struct mb_upstream *u, int from, int to);
 
 /* /metrics: mcp_gateway_backend_up, _backend_requests_total,
  * _backend_latency_seconds, _upstream_connections (http backends only), and

@@ -79,6 +79,7 @@
 #include "conf/conf.h"
 #include "worker/buf.h"
 #include "worker/jsonscan.h"
+#include "worker/metrics_backends.h"
 #include "worker/pool.h"
 #include "worker/upstream.h"
 #include "worker/upstream_http_resp.h"
@@ -340,6 +341,7 @@ static void conn_free(struct hconn *c)
 {
     struct http_up *h = c->h;
     ev_timer_stop(h->u->loop, &c->timer);
+    mb_metrics_upstream_conn(h->u, c->pc.host != NULL ? (int)c->pc.state : -1, -1);
     mb_pool_remove(&c->pc);
     if (c->prev)
         c->prev->next = c->next;
@@ -417,6 +419,7 @@ static int conn_open(struct http_ep *ep, struct xchg *x)
     ev_timer_init(&c->timer, on_conn_timer, 0., 0.);
     c->timer.data = c;
     mb_pool_add(&ep->host, &c->pc);
+    mb_metrics_upstream_conn(h->u, -1, MB_POOL_CONNECTING);
     c->next = h->all;
     if (h->all)
         h->all->prev = c;
@@ -719,6 +722,7 @@ static bool place(struct http_up *h, struct xchg *x)
     }
     struct mb_pool_conn *pc = mb_pool_take_idle(&ep->host);
     if (pc != NULL) {
+        mb_metrics_upstream_conn(h->u, MB_POOL_IDLE, MB_POOL_BUSY);
         start_exchange((struct hconn *)pc, x);
         return true;
     }
@@ -928,6 +932,7 @@ static void conn_done(struct hconn *c, bool keep, bool own_cb)
 {
     struct http_up *h = c->h;
     if (keep && c->wsi != NULL && mb_pool_release(&c->pc, mb_worker_now_ms(h->u->w))) {
+        mb_metrics_upstream_conn(h->u, MB_POOL_BUSY, MB_POOL_IDLE);
         if (!ev_is_active(&h->sweep)) {
             ev_timer_set(&h->sweep, 1., 1.);
             ev_timer_start(h->u->loop, &h->sweep);
