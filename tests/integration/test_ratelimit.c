@@ -3,9 +3,11 @@
  * against the real daemon: one client on connections served by two
  * different workers has one budget (GCRA admits burst + rate * elapsed, not
  * twice the burst), rejected requests carry -32029 with retry_after_ms and
- * the connection stays usable, a reload (also one that changes
- * rate_limit.capacity) keeps the bucket, and mcp-bridge-shm counts the
- * rejections.
+ * the connection stays usable, a reload keeps the bucket — also one that
+ * changes rate_limit.capacity, which builds a new region: the bucket is
+ * carried into it, mcp-bridge-shm shows the new capacity, no counter goes
+ * backwards, the old workers exit and the old region is retired — and
+ * mcp-bridge-shm counts the rejections.
  *
  * The bounds come from the GCRA arithmetic: a fresh bucket of rate R and
  * burst B admits at most B + floor(R * e) requests in e seconds, plus at
@@ -13,6 +15,7 @@
  * (shm/ratelimit.c); two separate budgets would admit at least 2B.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <string.h>
@@ -30,6 +33,67 @@ static void teardown(void)
         mb_wsclient_free(&conns[i]);
     nconns = 0;
     mb_test_daemon_free(&gw);
+}
+
+/* The whole `mcp-bridge-shm --json` of d (the caller deletes it). */
+static cJSON *dump_json(const struct mb_test_daemon *d)
+{
+    char bin[PATH_MAX], *out = NULL;
+    int st;
+    mb_test_bin_path(bin, sizeof(bin), "mcp-bridge-shm");
+    char *argv[] = {bin, "--json", (char *)d->shm_path, NULL};
+    cr_assert_eq(mb_test_run(argv, 10000, &st, &out), 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "mcp-bridge-shm: %s", out);
+    cJSON *j = cJSON_Parse(out);
+    cr_assert_not_null(j, "mcp-bridge-shm --json: %s", out);
+    free(out);
+    return j;
+}
+
+/* Sum of the counters (not gauges: those are the keys of "rates") of a dump;
+ * every counter of `before` must be <= its value in `after` when both given. */
+static double counters_sum(const cJSON *dump, const cJSON *before)
+{
+    const cJSON *rates = cJSON_GetObjectItemCaseSensitive(dump, "rates");
+    const cJSON *ctrs = cJSON_GetObjectItemCaseSensitive(dump, "counters");
+    const cJSON *bctrs = before ? cJSON_GetObjectItemCaseSensitive(before, "counters") : NULL;
+    double sum = 0;
+    int n = 0;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, rates)
+    {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(ctrs, r->string);
+        cr_assert(cJSON_IsNumber(v), "counter %s", r->string);
+        sum += v->valuedouble;
+        n++;
+        if (bctrs) {
+            const cJSON *b = cJSON_GetObjectItemCaseSensitive(bctrs, r->string);
+            cr_assert(cJSON_IsNumber(b), "counter %s before", r->string);
+            cr_expect_leq(b->valuedouble, v->valuedouble, "counter %s went backwards", r->string);
+        }
+    }
+    cr_assert_gt(n, 10, "the dump lists counters");
+    return sum;
+}
+
+static double ratelimit_capacity(const cJSON *dump)
+{
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(dump, "ratelimit"), "capacity");
+    cr_assert(cJSON_IsNumber(c), "no ratelimit.capacity in the dump");
+    return c->valuedouble;
+}
+
+/* Waits (bounded) until no process pid exists any more. */
+static bool gone(pid_t pid, int timeout_ms)
+{
+    int64_t deadline = mb_test_now_ms() + timeout_ms;
+    while (kill(pid, 0) == 0 || errno != ESRCH) {
+        if (mb_test_now_ms() >= deadline)
+            return false;
+        mb_test_sleep_ms(50);
+    }
+    return true;
 }
 
 Test(ratelimit, two_workers_share_one_budget, .fini = teardown, .timeout = 60)
@@ -108,7 +172,14 @@ Test(ratelimit, reload_keeps_the_bucket, .fini = teardown, .timeout = 60)
     nconns = 2;
     cr_expect_not(rl_call(conns[1], 5).admitted, "a reload must not hand out a fresh budget");
 
-    /* A new capacity: the table (and the bucket) stay, and the log says so. */
+    /* A new capacity (65536 -> 4096): a new region, the bucket carried. */
+    cJSON *before = dump_json(gw);
+    cr_expect_eq(ratelimit_capacity(before), 65536);
+    double sum_before = counters_sum(before, NULL);
+    struct mb_test_worker old[8];
+    cr_assert_eq(mb_test_shm_wait_running(gw, 2, 2, &s, 15000), 0, "%s", s.raw ? s.raw : "");
+    size_t nold = mb_test_shm_running(&s, old, 8);
+    mb_test_shm_clear(&s);
     conf.extra = "rate_limit:\n  requests_per_sec: 0.1\n  burst: 3\n  capacity: 4096\n";
     cr_assert_eq(mb_test_daemon_write_conf(gw, &conf), 0);
     cr_assert_eq(mb_test_daemon_signal(gw, SIGHUP), 0);
@@ -117,9 +188,38 @@ Test(ratelimit, reload_keeps_the_bucket, .fini = teardown, .timeout = 60)
     cr_assert_eq(mb_wsclient_connect(&conns[2], gw->port, "/", NULL, RL_IO_MS, err, sizeof(err)), 0,
                  "%s", err);
     nconns = 3;
-    cr_expect_not(rl_call(conns[2], 6).admitted);
-    cr_expect(mb_test_daemon_log_contains(gw, "rate_limit.capacity changed to 4096"));
-    cr_expect_geq(rl_counter(gw, "ratelimited"), 3);
+    a = rl_call(conns[2], 6);
+    cr_expect_not(a.admitted, "the bucket must be carried into the new region");
+    cr_expect_gt(a.retry_after_ms, 1000, "the carried bucket, not a fresh one");
+    cr_expect(mb_test_daemon_log_contains(gw, "1 rate-limit buckets carried, 0 dropped"));
+    cr_expect_not(mb_test_daemon_log_contains(gw, "until a restart"));
+
+    cJSON *after = dump_json(gw);
+    cr_expect_eq(ratelimit_capacity(after), 4096, "the dump shows the new region");
+    double sum_after = counters_sum(after, before);
+    cr_expect_leq(sum_before, sum_after, "counters went backwards: %.0f -> %.0f", sum_before,
+                  sum_after);
+    cJSON_Delete(after);
+
+    /* The old workers drain and exit (shutdown_timeout 3 s + 2 s at most);
+     * then the old region is retired with what they counted meanwhile. */
+    cr_assert_eq(nold, 2);
+    for (size_t i = 0; i < nold; i++)
+        cr_expect(gone(old[i].pid, 10000), "old worker %d still alive", (int)old[i].pid);
+    for (int i = 0; i < 100 && !mb_test_daemon_log_contains(gw, "old shm region retired"); i++)
+        mb_test_sleep_ms(50);
+    cr_expect(mb_test_daemon_log_contains(gw, "old shm region retired"));
+    after = dump_json(gw);
+    cr_expect_leq(sum_before, counters_sum(after, before));
+    cJSON_Delete(after);
+    cJSON_Delete(before);
+
+    /* Still serving, still limited, on a fresh connection. */
+    cr_assert_eq(mb_wsclient_connect(&conns[3], gw->port, "/", NULL, RL_IO_MS, err, sizeof(err)), 0,
+                 "%s", err);
+    nconns = 4;
+    cr_expect_not(rl_call(conns[3], 7).admitted);
+    cr_expect_geq(rl_counter(gw, "ratelimited"), 4);
     mb_test_must_finish(gw);
 }
 
