@@ -3,8 +3,10 @@
  *
  * Decisions written down here (also in gateway.yaml(5)):
  *   - No cache is laid out when caching.enabled is false, so the switch
- *     costs no memory; switching it on takes a restart. The per-cache
- *     `enabled` keys do not change the region, so a reload can toggle them.
+ *     costs no memory; switching it on (like any size change) makes a
+ *     reload build a new region whose caches start empty (master/cycle.c).
+ *     The per-cache `enabled` keys do not change the region, so a reload
+ *     toggles them and keeps every entry.
  *   - Slots = the configured max_size (entries), so the entry count can
  *     never exceed it; the discovery cache, which has no max_size, gets 16
  *     slots per backend (4 lists plus their leases, twice over), at least 64.

@@ -1,8 +1,8 @@
 /*
  * master/shmsize.h — how big the shared region's tables are, from the
  * configuration: the one place where caching.* sizes become shm geometry
- * (mb_shm_params), used at start and, to detect a change that needs a
- * restart, at reload.
+ * (mb_shm_params), used at start and, at reload, to detect a change that
+ * needs a new region (master/cycle.c).
  */
 #ifndef MB_MASTER_SHMSIZE_H
 #define MB_MASTER_SHMSIZE_H
