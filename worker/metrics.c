@@ -12,12 +12,14 @@
  *   mcp_gateway_requests_total{method,backend,status}   request matrix; only
  *       combinations that happened are listed (a client picks the method,
  *       the label set stays bounded by shm/counters.h's MB_METHODS);
- *       backend is always "gateway": the matrix counts requests at the
- *       gateway, whoever answered them. A per-backend dimension is not
- *       cheap with these counters: backend names are configuration, a
- *       backend's index changes with a reload, and the dump tool reads only
- *       the region, so it needs names in shm (the reserved backend stats
- *       section, layout.h §7). The access log names each request's backend.
+ *       backend is always "gateway": the matrix counts client requests at
+ *       the gateway, whoever answered them (method x backend x status in
+ *       every counter row would multiply the matrix by the backend count,
+ *       and backend names are configuration, not counter ids). Per-backend
+ *       numbers are mcp_gateway_backend_requests_total and
+ *       mcp_gateway_backend_latency_seconds (metrics_backends.c, from the
+ *       backend stats section), and the access log names each request's
+ *       backend.
  *   mcp_gateway_request_duration_seconds{method}        per-method histograms
  *   mcp_gateway_requests_in_flight                      REQUESTS_IN_FLIGHT
  *   mcp_gateway_connections_active{transport}           websocket, http, and
