@@ -1136,7 +1136,7 @@ static int hu_start(struct mb_upstream *u)
     }
     snprintf(name, sizeof(name), "upstream-%s", u->bconf->name);
     memset(&info, 0, sizeof(info));
-    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* not the admin vhost's port value (metrics.c) */
     info.vhost_name = name;
     info.protocols = protocols;
     h->vh = lws_create_vhost(u->w->ctx, &info);

@@ -326,7 +326,7 @@ static int wu_start(struct mb_upstream *u)
     }
     snprintf(name, sizeof(name), "upstream-%s", u->bconf->name);
     memset(&info, 0, sizeof(info));
-    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     info.vhost_name = name;
     info.protocols = protocols;
     s->vh = lws_create_vhost(u->w->ctx, &info);
