@@ -206,8 +206,6 @@ static int install_signals(sigset_t *wait_mask)
     return MB_OK;
 }
 
-/* ------------------------------------------------------------------ generations */
-
 /* ------------------------------------------------------------------ regions */
 
 static void region_add(struct region *r, struct mb_shm *shm)
@@ -234,8 +232,8 @@ static struct region *region_successor(const struct mb_shm_params *params)
     region_add(r, shm);
     M.region->carried = carry.totals;
     mb_log_info("shm region rebuilt for the new sizes (rate_limit.capacity %u -> %u): %llu "
-                "rate-limit buckets carried, %llu dropped (the new table is smaller; the "
-                "latest-expiring were kept); caches start empty",
+                "rate-limit buckets carried, %llu dropped (a smaller table keeps the ones "
+                "that expire last); caches start empty",
                 prev->ratelimit.capacity, shm->ratelimit.capacity,
                 (unsigned long long)carry.buckets_copied,
                 (unsigned long long)carry.buckets_dropped);
