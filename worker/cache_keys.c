@@ -171,15 +171,18 @@ out:
 
 enum mb_cachekey_verdict mb_cachekey_result(const char *result, size_t len, uint64_t *ttl_ms)
 {
-    struct mb_json_raw v;
-    *ttl_ms = 0;
-    if (mb_json_member(result, len, "isError", &v) == 0 && v.len == 4 &&
-        memcmp(v.p, "true", 4) == 0)
-        return MB_CACHEKEY_NEVER;
-    struct mb_json_raw scope, ttl;
+    /* One pass over the result for the three members (it is part of a
+     * message already validated). */
+    static const char *const names[] = {"isError", "cacheScope", "ttlMs"};
+    struct mb_json_raw m[3];
     uint64_t t;
-    if (mb_json_member(result, len, "cacheScope", &scope) == 0 && scope.len == 8 &&
-        memcmp(scope.p, "\"public\"", 8) == 0 && mb_json_member(result, len, "ttlMs", &ttl) == 0 &&
+    *ttl_ms = 0;
+    if (mb_json_members(result, len, names, 3, m) != 0)
+        return MB_CACHEKEY_PRIVATE;
+    struct mb_json_raw v = m[0], scope = m[1], ttl = m[2];
+    if (v.len == 4 && memcmp(v.p, "true", 4) == 0)
+        return MB_CACHEKEY_NEVER;
+    if (scope.len == 8 && memcmp(scope.p, "\"public\"", 8) == 0 && ttl.p != NULL &&
         mb_json_raw_uint(ttl, &t) && t > 0) {
         *ttl_ms = t;
         return MB_CACHEKEY_PUBLIC;

@@ -54,7 +54,8 @@ enum mb_cachekey_verdict {
     MB_CACHEKEY_PRIVATE = 1, /* cacheable in the caller's scope if the tool is */
     MB_CACHEKEY_PUBLIC = 2   /* cacheScope "public" with ttlMs > 0: for everyone */
 };
-/* *ttl_ms receives ttlMs for PUBLIC. */
+/* result must be valid JSON (the result member of a validated message).
+ * *ttl_ms receives ttlMs for PUBLIC. */
 enum mb_cachekey_verdict mb_cachekey_result(const char *result, size_t len, uint64_t *ttl_ms);
 
 /* name matches an entry (fnmatch glob) of a backend's cache_tools. */

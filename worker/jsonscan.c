@@ -211,6 +211,96 @@ int mb_json_member(const char *text, size_t len, const char *key, struct mb_json
     }
 }
 
+/* Skips one value of text that passed mb_json_valid, without validating
+ * it again: strings end at the first unescaped quote, containers at the
+ * matching bracket, scalars at the next delimiter. Bounds are still checked
+ * so a caller's mistake cannot read past end. */
+static const char *skip_valid(const char *p, const char *end)
+{
+    if (p >= end)
+        return NULL;
+    if (*p != '"' && *p != '{' && *p != '[') {
+        while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t' &&
+               *p != '\n' && *p != '\r')
+            p++;
+        return p;
+    }
+    size_t depth = 0;
+    while (p < end) {
+        char c = *p++;
+        if (c == '"') {
+            while (p < end && *p != '"')
+                p += *p == '\\' && end - p > 1 ? 2 : 1;
+            if (p >= end)
+                return NULL;
+            p++;
+            if (depth == 0)
+                return p;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (--depth == 0)
+                return p;
+        }
+    }
+    return NULL;
+}
+
+int mb_json_members(const char *text, size_t len, const char *const *names, size_t n,
+                    struct mb_json_raw *out)
+{
+    struct scan s = {text, text + len};
+    size_t left = n;
+
+    for (size_t i = 0; i < n; i++)
+        out[i] = (struct mb_json_raw){NULL, 0};
+    ws(&s);
+    if (s.p >= s.end || *s.p != '{')
+        return MB_DECLINED;
+    s.p++;
+    ws(&s);
+    if (s.p < s.end && *s.p == '}')
+        return 0;
+    while (left > 0) {
+        ws(&s);
+        if (s.p >= s.end || *s.p != '"')
+            goto bad;
+        const char *k = s.p + 1;
+        const char *ke = skip_valid(s.p, s.end);
+        if (ke == NULL)
+            goto bad;
+        size_t klen = (size_t)(ke - 1 - k);
+        s.p = ke;
+        ws(&s);
+        if (s.p >= s.end || *s.p != ':')
+            goto bad;
+        s.p++;
+        ws(&s);
+        const char *v = s.p;
+        const char *e = skip_valid(s.p, s.end);
+        if (e == NULL)
+            goto bad;
+        for (size_t i = 0; i < n; i++)
+            if (out[i].p == NULL && strlen(names[i]) == klen && memcmp(k, names[i], klen) == 0) {
+                out[i].p = v;
+                out[i].len = (size_t)(e - v);
+                left--;
+            }
+        s.p = e;
+        ws(&s);
+        if (s.p < s.end && *s.p == '}')
+            break;
+        if (s.p >= s.end || *s.p != ',')
+            goto bad;
+        s.p++;
+    }
+    return 0;
+bad:
+    for (size_t i = 0; i < n; i++)
+        out[i] = (struct mb_json_raw){NULL, 0};
+    return MB_DECLINED;
+}
+
 int mb_json_path(const char *text, size_t len, const char *const *keys, struct mb_json_raw *out)
 {
     struct mb_json_raw cur = {text, len};

@@ -35,6 +35,15 @@ bool mb_json_valid(const char *text, size_t len);
  * Returns 0 and fills *out, or MB_DECLINED when text is not an object or
  * has no such member (*out is then {NULL, 0}). */
 int mb_json_member(const char *text, size_t len, const char *key, struct mb_json_raw *out);
+/* One pass over the members of the object text, which must already have
+ * passed mb_json_valid (the values are skipped by bracket and quote
+ * matching, not validated again): out[i] gets the raw value of names[i]
+ * ({NULL, 0} when absent; the first member of a name wins, keys compared as
+ * raw bytes like mb_json_member). Returns 0, or MB_DECLINED (all out
+ * cleared) when text is not an object. For the response path, where one
+ * backend message is otherwise walked once per member it needs. */
+int mb_json_members(const char *text, size_t len, const char *const *names, size_t n,
+                    struct mb_json_raw *out);
 /* Follows a path of member names ("params", "_meta", "progressToken",
  * NULL-terminated) through nested objects. */
 int mb_json_path(const char *text, size_t len, const char *const *keys, struct mb_json_raw *out);

@@ -1043,16 +1043,14 @@ static void resp_attach(struct mb_router *r, struct mb_pending *p, const struct 
         p->parked = true;
 }
 
-/* A response to p arrived (msg): store a cacheable result, and settle the
+/* A response to p arrived (its result member, if any): store a cacheable result, and settle the
  * flight p leads. */
-static void resp_done(struct mb_pending *p, const char *msg, size_t len)
+static void resp_done(struct mb_pending *p, struct mb_json_raw result)
 {
     struct mb_router *r = p->b->r;
     struct mb_flight *fl = p->flight;
-    struct mb_json_raw result;
     bool stored = false;
     p->flight = NULL;
-    mb_json_member(msg, len, "result", &result);
     if (p->cache_store && result.p != NULL) {
         uint64_t ttl = (uint64_t)r->conf->caching.response_cache.ttl, pub_ttl;
         struct mb_cache *c = cache_of(r, MB_CACHE_RESPONSE);
@@ -1316,7 +1314,7 @@ static void forward_response(struct mb_pending *p, const char *msg, size_t len,
                              struct mb_json_raw error)
 {
     if (p->cache_store || p->flight != NULL)
-        resp_done(p, msg, len);
+        resp_done(p, result);
     struct mb_buf *o = &p->b->r->out;
     struct mb_json_edit e[2] = {{id.p, id.len, p->cid, p->cid_len}};
     size_t ne = 1;
@@ -1346,18 +1344,18 @@ static void forward_response(struct mb_pending *p, const char *msg, size_t len,
     pending_free(p);
 }
 
-static void on_response(struct backend *b, const char *msg, size_t len, struct mb_json_raw id)
+/* result and error are the message's members (NULL when absent), found by
+ * on_message's single pass. */
+static void on_response(struct backend *b, const char *msg, size_t len, struct mb_json_raw id,
+                        struct mb_json_raw result, struct mb_json_raw error)
 {
     uint64_t gid;
-    struct mb_json_raw result, error;
     struct mb_pending *p = mb_json_raw_uint(id, &gid) ? mb_idmap_get(&b->r->ids, gid) : NULL;
     if (p == NULL || p->b != b) {
         mb_log_debug("backend %s: answer to unknown or finished request %.*s dropped",
                      b->conf->name, (int)(id.len > 40 ? 40 : id.len), id.p);
         return;
     }
-    mb_json_member(msg, len, "result", &result);
-    mb_json_member(msg, len, "error", &error);
     if ((result.p == NULL) == (error.p == NULL)) {
         mb_log_warn("backend %s: protocol violation: a response without exactly one of result "
                     "and error",
@@ -1500,21 +1498,25 @@ static void on_server_request(struct backend *b, const char *msg, size_t len, co
 static void on_message(void *owner, const char *msg, size_t len)
 {
     struct backend *b = owner;
-    struct mb_json_raw id, method;
+    /* The message is validated once, then its top-level members are found
+     * in one pass (not one walk per member: that was most of a tools/call's
+     * instructions). */
+    static const char *const names[] = {"jsonrpc", "id", "method", "result", "error"};
+    struct mb_json_raw mem[5];
     char name[96];
 
     if (b->state == B_CLOSED)
         return;
-    if (!mb_json_valid(msg, len) || mb_json_member(msg, len, "jsonrpc", &method) != 0) {
+    if (!mb_json_valid(msg, len) || mb_json_members(msg, len, names, 5, mem) != 0 ||
+        mem[0].p == NULL) {
         mb_log_warn("backend %s: protocol violation: not a JSON-RPC message: %.*s", b->conf->name,
                     (int)(len > 120 ? 120 : len), msg);
         return;
     }
-    mb_json_member(msg, len, "id", &id);
-    mb_json_member(msg, len, "method", &method);
+    struct mb_json_raw id = mem[1], method = mem[2];
     if (method.p == NULL) {
         if (id.p != NULL)
-            on_response(b, msg, len, id);
+            on_response(b, msg, len, id, mem[3], mem[4]);
         return;
     }
     if (mb_json_raw_plain_string(method, name, sizeof(name)) < 0)

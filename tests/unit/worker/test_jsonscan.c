@@ -70,3 +70,52 @@ Test(jsonscan, splice_applies_edits_in_any_order)
     cr_expect_str_eq(mb_buf_cstr(&out), "{\"id\":42,\"params\":{\"name\":\"y\"}}");
     mb_buf_free(&out);
 }
+
+/* The one-pass lookup must agree with mb_json_member on every member of
+ * every valid object, including values with escapes, nested brackets inside
+ * strings, numbers and literals at the end of the object, and white space. */
+Test(jsonscan, members_agree_with_member)
+{
+    static const char *const texts[] = {
+        "{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"content\":[{\"type\":\"text\",\"text\":"
+        "\"a}]\\\"{[\"}],\"isError\":false}}",
+        " { \"error\" : { \"code\" : -32601 , \"message\" : \"x\\\\\" } , \"id\" : \"q\" ,"
+        " \"jsonrpc\" : \"2.0\" } ",
+        "{\"id\":1e5,\"id\":2,\"method\":null,\"result\":true,\"error\":-0.5E+3}",
+        "{\"a\":[[],{},[{\"b\":[1,2,{\"c\":\"]\"}]}]],\"id\":false}",
+        "{}",
+        "{\"k\\\"ey\":1,\"id\":[\"\\u0041\"]}",
+    };
+    static const char *const names[] = {"jsonrpc", "id", "method", "result", "error", "a", "nope"};
+    enum { N = sizeof(names) / sizeof(names[0]) };
+    for (size_t t = 0; t < sizeof(texts) / sizeof(texts[0]); t++) {
+        size_t len = strlen(texts[t]);
+        cr_assert(mb_json_valid(texts[t], len), "test text %zu is valid", t);
+        struct mb_json_raw out[N];
+        cr_assert_eq(mb_json_members(texts[t], len, names, N, out), 0);
+        for (size_t i = 0; i < N; i++) {
+            struct mb_json_raw one;
+            int rc = mb_json_member(texts[t], len, names[i], &one);
+            cr_expect_eq(out[i].p, one.p, "text %zu member %s: same start", t, names[i]);
+            cr_expect_eq(out[i].len, one.len, "text %zu member %s: same length", t, names[i]);
+            cr_expect_eq(rc == 0, out[i].p != NULL);
+        }
+    }
+    struct mb_json_raw out[2];
+    static const char *const two[] = {"id", "x"};
+    cr_expect_eq(mb_json_members("[1,2]", 5, two, 2, out), MB_DECLINED, "not an object");
+    cr_expect_null(out[0].p);
+    cr_expect_eq(mb_json_members("\"s\"", 3, two, 2, out), MB_DECLINED);
+    /* Truncated text (a caller's mistake) is declined, never read past. */
+    const char *cut = "{\"id\":1,\"x\":\"abc";
+    cr_expect_eq(mb_json_members(cut, strlen(cut), two, 2, out), MB_DECLINED);
+    cr_expect_null(out[0].p, "nothing half-found is returned");
+    const char *esc = "{\"x\":\"ab\\";
+    cr_expect_eq(mb_json_members(esc, strlen(esc), two, 2, out), MB_DECLINED);
+    /* The first member of a name wins. */
+    const char *dup = "{\"id\":1,\"id\":2}";
+    cr_assert_eq(mb_json_members(dup, strlen(dup), two, 2, out), 0);
+    cr_expect_eq(out[0].len, 1);
+    cr_expect_eq(*out[0].p, '1');
+    cr_expect_null(out[1].p);
+}
