@@ -51,6 +51,7 @@ struct mb_conn *mb_conn_new(struct mb_worker *w, struct lws *wsi)
         return NULL;
     c->w = w;
     c->wsi = wsi;
+    lws_get_peer_simple(wsi, c->peer, sizeof(c->peer));
     c->last_active_ms = mb_worker_now_ms(w);
     mb_mcp_session_init(&c->session);
     c->session.router = w->router;

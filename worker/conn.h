@@ -72,6 +72,10 @@ struct mb_conn {
     struct mb_conn *prev, *next; /* in w->active or w->closing */
     struct mb_worker *w;
     struct lws *wsi;
+    /* The client's address as lws_get_peer_simple gives it, read once when
+     * the connection is adopted ("" when unknown): the cache scope and the
+     * rate-limit principal of every request, without a getpeername each. */
+    char peer[48];
     uint64_t last_active_ms; /* last message received or fully sent */
     uint64_t ping_ms;        /* when the last ping was sent; 0 = never */
     uint64_t close_ms;       /* when the close was requested */

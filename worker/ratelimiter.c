@@ -291,7 +291,7 @@ int mb_ratelimiter_request(struct mb_worker *w, struct mb_conn *c, const struct 
 {
     struct mb_ratelimit_verdict v;
     const char *tool = NULL;
-    char peer[64] = "";
+    const char *peer = "";
 
     if (!w->conf->rate_limit.enabled)
         return MB_DECLINED;
@@ -301,9 +301,9 @@ int mb_ratelimiter_request(struct mb_worker *w, struct mb_conn *c, const struct 
             tool = name->valuestring;
     }
     /* The principal is the client's address until authentication exists
-     * (a getpeername() and an inet_ntop(); no DNS). */
-    if (c != NULL && c->wsi != NULL)
-        lws_get_peer_simple(c->wsi, peer, sizeof(peer));
+     * (read once when the connection was adopted; no DNS). */
+    if (c != NULL)
+        peer = c->peer;
     mb_ratelimiter_check(w, peer, peer, tool, &v);
     if (!v.limited)
         return MB_DECLINED;

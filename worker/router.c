@@ -986,9 +986,7 @@ static int resp_lookup(struct mb_router *r, struct mb_conn *c, const struct mb_j
         (call && cc->response_cache.cache_annotated && annotated_cacheable(r, b, name));
     /* The caller's authorization scope: its address until authentication
      * exists (then: the principal). */
-    char scope[64] = "";
-    if (c->wsi != NULL)
-        lws_get_peer_simple(c->wsi, scope, sizeof(scope));
+    const char *scope = c->peer;
     struct mb_cache *rc = cache_of(r, MB_CACHE_RESPONSE);
     if (mb_cachekey_response(rc, b->conf->name, b->confhash, m->method, name, args, "",
                              &plan->kpub) != 0 ||
