@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "tests/support/net.h"
+#include "tests/support/server.h"
 #include "tests/support/testutil.h"
 
 struct mb_test_memcached {
@@ -32,50 +33,17 @@ static inline int mb_test_memcached_start(struct mb_test_memcached *m, uint16_t 
     char p[16];
     m->port = port ? port : (uint16_t)mb_test_free_port();
     snprintf(p, sizeof(p), "%u", m->port);
-    pid_t pid = fork();
-    if (pid == -1)
-        return -errno;
-    if (pid == 0) {
-        /* Dies with the test process, whatever happens to it. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        execlp("memcached", "memcached", "-l", "127.0.0.1", "-p", p, "-U", "0", "-u", "root", "-t",
-               "1", (char *)NULL);
-        _exit(127);
-    }
-    m->pid = pid;
-    int64_t deadline = mb_test_now_ms() + 5000;
-    while (mb_test_now_ms() < deadline) {
-        int fd = mb_test_tcp_connect(m->port, 200);
-        if (fd >= 0) {
-            close(fd);
-            return 0;
-        }
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            m->pid = 0;
-            return -ECHILD;
-        }
-        mb_test_sleep_ms(20);
-    }
-    return -ETIMEDOUT;
+    char *argv[] = {"memcached", "-l", "127.0.0.1", "-p", p, "-U", "0", "-u", "root", "-t", "1",
+                    NULL};
+    pid_t pid = mb_test_server_start(argv, m->port, NULL, 5000);
+    m->pid = pid > 0 ? pid : 0;
+    return pid > 0 ? 0 : (int)pid;
 }
 
 /* Stops it by pid: SIGTERM, up to 3 s, then SIGKILL; reaps it. */
 static inline void mb_test_memcached_stop(struct mb_test_memcached *m)
 {
-    if (m->pid <= 0)
-        return;
-    kill(m->pid, SIGTERM);
-    for (int i = 0; i < 300; i++) {
-        if (waitpid(m->pid, NULL, WNOHANG) == m->pid) {
-            m->pid = 0;
-            return;
-        }
-        mb_test_sleep_ms(10);
-    }
-    kill(m->pid, SIGKILL);
-    waitpid(m->pid, NULL, 0);
-    m->pid = 0;
+    mb_test_server_stop(&m->pid, 3000);
 }
 
 #endif
