@@ -31,6 +31,9 @@
  * cannot: a writer that reserved long ago, was descheduled while the whole
  * arena went round, and wakes up to write its late bytes over a newer
  * value. A reader therefore never blocks and never returns a torn value.
+ * mb_cache_same is the same read without the bytes: for a caller holding
+ * a copy it verified earlier, an unchanged even version of the same slot
+ * (still unexpired and in the arena) means that copy is still the value.
  *
  * Lookup probes from home = key.lo % nslots, at most MB_CACHE_PROBE slots,
  * and stops at a never-used slot. A store takes, in the probe window, the
@@ -329,7 +332,16 @@ static bool key_eq(const struct snap *s, struct mb_cache_key k)
 int mb_cache_get(struct mb_cache *c, struct mb_cache_key key, uint64_t now_ms, void *buf,
                  size_t cap, size_t *len)
 {
+    struct mb_cache_stamp st;
+    return mb_cache_get_stamped(c, key, now_ms, buf, cap, len, &st);
+}
+
+int mb_cache_get_stamped(struct mb_cache *c, struct mb_cache_key key, uint64_t now_ms, void *buf,
+                         size_t cap, size_t *len, struct mb_cache_stamp *stamp)
+{
     *len = 0;
+    stamp->ver = 0;
+    stamp->slot = 0;
     if (c->hdr == NULL)
         return MB_ERR;
     unsigned probe = c->nslots < MB_CACHE_PROBE ? c->nslots : MB_CACHE_PROBE;
@@ -367,12 +379,46 @@ int mb_cache_get(struct mb_cache *c, struct mb_cache_key key, uint64_t now_ms, v
             if (mb_cache_sum(buf, s.len) != s.sum)
                 break; /* overwritten by a writer that woke up late */
             *len = s.len;
+            stamp->ver = s.ver;
+            stamp->slot = (uint32_t)((home + i) % c->nslots);
             count(c, MB_CACHE_STAT_HITS, 1);
             return 0;
         }
     }
 miss:
     count(c, MB_CACHE_STAT_MISSES, 1);
+    return MB_DECLINED;
+}
+
+/* The metadata half of a lookup: the same probe and the same seqlock
+ * snapshot of each slot as mb_cache_get, but the first live copy of key is
+ * only compared with the stamp. A slot's version changes with every claim
+ * (store, delete, expiry clean-up, repair), so an unchanged even version
+ * means the very write the stamp names; the arena check still applies
+ * because the ring may have gone round since. Conservative: whatever
+ * mb_cache_get would have to look past (a copy it would skip) makes this a
+ * "no", and the caller takes the long way. */
+int mb_cache_same(struct mb_cache *c, struct mb_cache_key key, uint64_t now_ms,
+                  const struct mb_cache_stamp *stamp)
+{
+    if (c->hdr == NULL || stamp->ver == 0 || stamp->slot >= c->nslots)
+        return MB_DECLINED;
+    unsigned probe = c->nslots < MB_CACHE_PROBE ? c->nslots : MB_CACHE_PROBE;
+    uint64_t home = key.lo % c->nslots;
+    for (unsigned i = 0; i < probe; i++) {
+        uint32_t idx = (uint32_t)((home + i) % c->nslots);
+        struct snap s;
+        if (read_slot(&c->slots[idx], &s) != 0)
+            continue; /* stuck odd: not ours, as in mb_cache_get */
+        if (s.ver == 0)
+            return MB_DECLINED; /* the end of the probe sequence */
+        if (!key_eq(&s, key) || s.flags != F_VALUE || s.expires_ms <= now_ms)
+            continue;
+        if (idx != stamp->slot || s.ver != stamp->ver || !in_arena(c, s.pos, head_of(c)))
+            return MB_DECLINED;
+        count(c, MB_CACHE_STAT_HITS, 1);
+        return 0;
+    }
     return MB_DECLINED;
 }
 

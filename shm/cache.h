@@ -101,6 +101,25 @@ struct mb_cache_key mb_cache_key(const struct mb_cache *c, const void *data, siz
 int mb_cache_get(struct mb_cache *c, struct mb_cache_key key, uint64_t now_ms, void *buf,
                  size_t cap, size_t *len);
 
+/* Which write a value came from: its slot and the slot's version then. */
+struct mb_cache_stamp {
+    uint64_t ver; /* 0: no value */
+    uint32_t slot;
+};
+/* mb_cache_get that also names the write of the value returned (*stamp is
+ * cleared unless it returns 0). */
+int mb_cache_get_stamped(struct mb_cache *c, struct mb_cache_key key, uint64_t now_ms, void *buf,
+                         size_t cap, size_t *len, struct mb_cache_stamp *stamp);
+/* Whether a lookup of key at now_ms would still get the value of the write
+ * named by stamp, without copying or re-hashing its bytes: 0 (counted as a
+ * hit) when the first live copy of key is that write, still stable,
+ * unexpired and in the arena; MB_DECLINED otherwise (replaced, deleted,
+ * expired, evicted, being written, or no cache). For a caller that kept
+ * its own verified copy of the bytes (the worker's list memo): it never
+ * reads the arena, so it cannot see a torn value. */
+int mb_cache_same(struct mb_cache *c, struct mb_cache_key key, uint64_t now_ms,
+                  const struct mb_cache_stamp *stamp);
+
 /* Stores a copy of len bytes for ttl_ms. Returns 0, MB_DECLINED (len over
  * max_entry, or ttl 0: counted as oversize when too large), MB_AGAIN (every
  * slot in reach is being written by another process), MB_ERR (no cache). */

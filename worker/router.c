@@ -115,7 +115,7 @@ struct fanout {
     size_t asked, answered;
     struct mb_flight **lead; /* per backend: the discovery flight it leads, or NULL */
     bool memo_ok;            /* every part so far came straight from the discovery cache */
-    struct mb_buf memo_in;   /* ... and these were the cached lists (see list_memo) */
+    struct mb_buf memo_in;   /* ... and these were the cached writes (see list_memo) */
     struct acct acct;
 };
 
@@ -167,9 +167,11 @@ struct backend {
  * merged body is a function of which backends are asked, the bytes of
  * their cached lists, and the configuration; its side effects (learned
  * names, annotations) are a function of the same bytes. So the memo keeps
- * the inputs (per asked backend: its index and its cached value) next to
- * the body, and a request whose cache lookups return exactly those bytes,
- * for exactly the same backends, gets the body with its id spliced in. The
+ * the inputs (per asked backend: its index and which cache write its list
+ * came from, mb_cache_stamp) next to the body, and a request for which
+ * every one of those writes is still the live value (mb_cache_same: a
+ * version check, without copying and re-hashing the ~1 KB list), for
+ * exactly the same backends, gets the body with its id spliced in. The
  * cache is still consulted every time (TTL, invalidation and other workers'
  * writes behave as before); only the parse/merge/print is skipped. epoch
  * guards the side effects: whatever else changes learned names or
@@ -178,7 +180,7 @@ struct backend {
 struct list_memo {
     bool valid;
     uint64_t epoch;
-    struct mb_buf in;   /* per asked backend: size_t index, size_t len, len bytes */
+    struct mb_buf in;   /* per asked backend: size_t index, struct mb_cache_stamp */
     struct mb_buf body; /* the merged result object */
 };
 
@@ -191,12 +193,13 @@ struct mb_router {
     bool prefix;
     struct mb_idmap ids;
     uint64_t s2c_next;
-    struct mb_buf out;         /* scratch for messages being built */
-    bool disc_on, resp_on;     /* caching.* and the region has the cache */
-    struct mb_flights flights; /* single flight (cache_flight.h) */
-    ev_timer poll;             /* while fetches of other workers are awaited */
-    struct mb_buf cval;        /* scratch: a value copied out of a cache */
-    uint64_t list_epoch;       /* bumped when learned names or annotations change */
+    struct mb_buf out;            /* scratch for messages being built */
+    bool disc_on, resp_on;        /* caching.* and the region has the cache */
+    struct mb_flights flights;    /* single flight (cache_flight.h) */
+    ev_timer poll;                /* while fetches of other workers are awaited */
+    struct mb_buf cval;           /* scratch: a value copied out of a cache */
+    struct mb_cache_stamp cstamp; /* the cache write cval came from */
+    uint64_t list_epoch;          /* bumped when learned names or annotations change */
     struct list_memo memo[MB_LIST_KINDS];
     uint64_t ready_seq;     /* +1 each time a backend becomes ready */
     struct held_init *held; /* initialize replies waiting, oldest (first deadline) first */
@@ -547,11 +550,10 @@ static void memo_store(struct mb_router *r, struct fanout *f, struct mb_buf *res
     mm->valid = true;
 }
 
-static void memo_note(struct fanout *f, size_t bi, const char *v, size_t len)
+static void memo_note(struct fanout *f, size_t bi, const struct mb_cache_stamp *st)
 {
     if (f->memo_ok && (mb_buf_append(&f->memo_in, &bi, sizeof(bi)) != 0 ||
-                       mb_buf_append(&f->memo_in, &len, sizeof(len)) != 0 ||
-                       mb_buf_append(&f->memo_in, v, len) != 0))
+                       mb_buf_append(&f->memo_in, st, sizeof(*st)) != 0))
         f->memo_ok = false;
 }
 
@@ -679,7 +681,8 @@ static int cache_lookup(struct mb_router *r, struct mb_cache *c, struct mb_cache
     size_t len = 0;
     mb_buf_reset(&r->cval);
     for (int i = 0; i < 2; i++) {
-        int rc = mb_cache_get(c, key, mb_time_mono_ms(), r->cval.data, r->cval.cap, &len);
+        int rc = mb_cache_get_stamped(c, key, mb_time_mono_ms(), r->cval.data, r->cval.cap, &len,
+                                      &r->cstamp);
         if (rc == 0) {
             r->cval.len = len;
             return 0;
@@ -840,7 +843,7 @@ static int disc_ask(struct fanout *f, struct backend *b)
         int rc = mb_merge_page(&f->merge, b->index, r->cval.data, r->cval.len, &cursor);
         free(cursor);
         if (rc == 0) {
-            memo_note(f, b->index, r->cval.data, r->cval.len);
+            memo_note(f, b->index, &r->cstamp);
             if (kind == MB_LIST_TOOLS)
                 note_annotated(b, f->merge.items[b->index]);
             f->answered++;
@@ -1080,7 +1083,8 @@ static bool fan_wants(const struct backend *b, enum mb_list_kind kind)
 }
 
 /* Answers a list request from r->memo[kind] when every backend it would ask
- * has exactly the memo's input in the discovery cache (see list_memo).
+ * still has the memo's input as its live discovery cache value (see
+ * list_memo).
  * Returns 0 when answered, MB_DECLINED otherwise. */
 static int memo_reply(struct mb_router *r, struct mb_conn *c, const struct mb_jsonrpc_msg *m,
                       enum mb_list_kind kind, size_t len_in, const struct mb_mcp_outcome *res)
@@ -1090,21 +1094,20 @@ static int memo_reply(struct mb_router *r, struct mb_conn *c, const struct mb_js
         return MB_DECLINED;
     struct mb_cache *cache = cache_of(r, MB_CACHE_DISCOVERY);
     const char *p = mm->in.data, *end = p + mm->in.len;
-    size_t bi, len;
+    uint64_t now = mb_time_mono_ms();
+    size_t bi;
+    struct mb_cache_stamp st;
     for (size_t i = 0; i < r->n; i++) {
         struct backend *b = &r->b[i];
         if (!fan_wants(b, kind))
             continue;
-        if ((size_t)(end - p) < sizeof(bi) + sizeof(len))
+        if ((size_t)(end - p) < sizeof(bi) + sizeof(st))
             return MB_DECLINED;
         memcpy(&bi, p, sizeof(bi));
-        memcpy(&len, p + sizeof(bi), sizeof(len));
-        p += sizeof(bi) + sizeof(len);
-        if (bi != i || (size_t)(end - p) < len ||
-            cache_lookup(r, cache, disc_key(r, b, (int)kind)) != 0 || r->cval.len != len ||
-            memcmp(r->cval.data, p, len) != 0)
+        memcpy(&st, p + sizeof(bi), sizeof(st));
+        p += sizeof(bi) + sizeof(st);
+        if (bi != i || mb_cache_same(cache, disc_key(r, b, (int)kind), now, &st) != 0)
             return MB_DECLINED;
-        p += len;
     }
     if (p != end)
         return MB_DECLINED;

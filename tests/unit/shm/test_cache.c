@@ -3,7 +3,8 @@
  * process: store and lookup, TTL expiry, replacing a key, eviction order
  * (oldest value first, by slots and by arena space), oversize entries,
  * deletion, leases, a buffer too small, the repair of a slot left half
- * written by a dead process, counters per cache, and a read-only attach.
+ * written by a dead process, counters per cache, a read-only attach, and
+ * mb_cache_same against the write a lookup stamped.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -294,4 +295,50 @@ Test(cache, sizes_are_checked)
     shm_test_path(pp, sizeof(pp), "badsize");
     cr_expect_eq(mb_shm_create(pp, &p, &s, err, sizeof(err)), MB_ERR);
     cr_expect(strstr(err, "response cache") != NULL, "%s", err);
+}
+
+/* mb_cache_same: yes while the stamped write is the live value, no once it
+ * is replaced (even by the same bytes), deleted, expired, evicted from the
+ * arena, or asked about another key; a yes counts as a hit. */
+Test(cache, same_follows_the_stamped_write, .fini = fini)
+{
+    struct mb_cache *c = setup(64, 4096, 2048);
+    char buf[2048];
+    size_t len = 0;
+    struct mb_cache_stamp st, st2;
+    cr_expect_eq(mb_cache_get_stamped(c, key_of(c, 1), NOW, buf, sizeof(buf), &len, &st),
+                 MB_DECLINED);
+    cr_expect_eq(st.ver, 0, "a miss names no write");
+    cr_expect_eq(mb_cache_same(c, key_of(c, 1), NOW, &st), MB_DECLINED);
+    store(c, 1, "one", 1000, NOW);
+    cr_assert_eq(mb_cache_get_stamped(c, key_of(c, 1), NOW, buf, sizeof(buf), &len, &st), 0);
+    cr_expect_eq(len, 3);
+    cr_expect_neq(st.ver, 0);
+    uint64_t hits = cache_test_ctr(shm, MB_CACHE_STAT_HITS, MB_CACHE_RESPONSE);
+    cr_expect_eq(mb_cache_same(c, key_of(c, 1), NOW + 1, &st), 0);
+    cr_expect_eq(cache_test_ctr(shm, MB_CACHE_STAT_HITS, MB_CACHE_RESPONSE), hits + 1);
+    cr_expect_eq(mb_cache_same(c, key_of(c, 2), NOW + 1, &st), MB_DECLINED, "another key");
+    cr_expect_eq(mb_cache_same(c, key_of(c, 1), NOW + 1000, &st), MB_DECLINED, "expired");
+    /* Replaced by identical bytes: another write, so no. */
+    store(c, 1, "one", 1000, NOW + 2);
+    cr_expect_eq(mb_cache_same(c, key_of(c, 1), NOW + 3, &st), MB_DECLINED, "replaced");
+    cr_assert_eq(mb_cache_get_stamped(c, key_of(c, 1), NOW + 3, buf, sizeof(buf), &len, &st2), 0);
+    cr_expect(st2.ver != st.ver || st2.slot != st.slot);
+    cr_expect_eq(mb_cache_same(c, key_of(c, 1), NOW + 3, &st2), 0);
+    cr_expect_eq(mb_cache_del(c, key_of(c, 1)), 1);
+    cr_expect_eq(mb_cache_same(c, key_of(c, 1), NOW + 3, &st2), MB_DECLINED, "deleted");
+    /* The ring going round over the value's bytes: no (4096 bytes hold
+     * four 1000-byte values). */
+    char v[1001];
+    memset(v, 'x', 1000);
+    v[1000] = '\0';
+    store(c, 5, v, 100000, NOW);
+    cr_assert_eq(mb_cache_get_stamped(c, key_of(c, 5), NOW, buf, sizeof(buf), &len, &st), 0);
+    cr_expect_eq(mb_cache_same(c, key_of(c, 5), NOW, &st), 0);
+    for (int i = 6; i < 10; i++)
+        store(c, i, v, 100000, NOW);
+    cr_expect_eq(mb_cache_same(c, key_of(c, 5), NOW, &st), MB_DECLINED, "bytes overwritten");
+    /* A stamp naming a slot outside the table is refused, not followed. */
+    struct mb_cache_stamp bad = {.ver = 2, .slot = 1u << 30};
+    cr_expect_eq(mb_cache_same(c, key_of(c, 6), NOW, &bad), MB_DECLINED);
 }
