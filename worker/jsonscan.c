@@ -215,6 +215,25 @@ int mb_json_member(const char *text, size_t len, const char *key, struct mb_json
  * it again: strings end at the first unescaped quote, containers at the
  * matching bracket, scalars at the next delimiter. Bounds are still checked
  * so a caller's mistake cannot read past end. */
+/* Just past the closing quote of a string whose body starts at p: memchr
+ * to each quote (most of a message's bytes are string bodies), which is
+ * escaped when an odd run of backslashes precedes it. */
+static const char *string_end(const char *p, const char *end)
+{
+    const char *start = p;
+    for (;;) {
+        const char *q = memchr(p, '"', (size_t)(end - p));
+        if (q == NULL)
+            return NULL;
+        size_t bs = 0;
+        while (q - bs > start && q[-1 - (ptrdiff_t)bs] == '\\')
+            bs++;
+        if (bs % 2 == 0)
+            return q + 1;
+        p = q + 1;
+    }
+}
+
 static const char *skip_valid(const char *p, const char *end)
 {
     if (p >= end)
@@ -229,11 +248,8 @@ static const char *skip_valid(const char *p, const char *end)
     while (p < end) {
         char c = *p++;
         if (c == '"') {
-            while (p < end && *p != '"')
-                p += *p == '\\' && end - p > 1 ? 2 : 1;
-            if (p >= end)
+            if ((p = string_end(p, end)) == NULL)
                 return NULL;
-            p++;
             if (depth == 0)
                 return p;
         } else if (c == '{' || c == '[') {
@@ -310,6 +326,22 @@ int mb_json_path(const char *text, size_t len, const char *const *keys, struct m
             out->len = 0;
             return MB_DECLINED;
         }
+    *out = cur;
+    return 0;
+}
+
+int mb_json_path_parsed(const char *text, size_t len, const char *const *keys,
+                        struct mb_json_raw *out)
+{
+    struct mb_json_raw cur = {text, len}, next;
+    for (size_t i = 0; keys[i] != NULL; i++) {
+        if (mb_json_members(cur.p, cur.len, &keys[i], 1, &next) != 0 || next.p == NULL) {
+            out->p = NULL;
+            out->len = 0;
+            return MB_DECLINED;
+        }
+        cur = next;
+    }
     *out = cur;
     return 0;
 }

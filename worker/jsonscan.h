@@ -35,9 +35,10 @@ bool mb_json_valid(const char *text, size_t len);
  * Returns 0 and fills *out, or MB_DECLINED when text is not an object or
  * has no such member (*out is then {NULL, 0}). */
 int mb_json_member(const char *text, size_t len, const char *key, struct mb_json_raw *out);
-/* One pass over the members of the object text, which must already have
- * passed mb_json_valid (the values are skipped by bracket and quote
- * matching, not validated again): out[i] gets the raw value of names[i]
+/* One pass over the members of the object text, which must already be
+ * known well-formed: it passed mb_json_valid, or cJSON parsed all of it (the
+ * values are skipped by bracket and quote matching, not validated again): out[i] gets the raw value
+ * of names[i]
  * ({NULL, 0} when absent; the first member of a name wins, keys compared as
  * raw bytes like mb_json_member). Returns 0, or MB_DECLINED (all out
  * cleared) when text is not an object. For the response path, where one
@@ -47,6 +48,10 @@ int mb_json_members(const char *text, size_t len, const char *const *names, size
 /* Follows a path of member names ("params", "_meta", "progressToken",
  * NULL-terminated) through nested objects. */
 int mb_json_path(const char *text, size_t len, const char *const *keys, struct mb_json_raw *out);
+/* mb_json_path for text known well-formed (as for mb_json_members): one
+ * mb_json_members pass per level instead of a validating walk. */
+int mb_json_path_parsed(const char *text, size_t len, const char *const *keys,
+                        struct mb_json_raw *out);
 /* True when raw is a JSON integer in 0..2^53 and stores it in *v. */
 bool mb_json_raw_uint(struct mb_json_raw raw, uint64_t *v);
 /* Decodes a raw JSON string without escapes into buf (cap bytes with the

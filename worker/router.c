@@ -1402,7 +1402,7 @@ static void on_progress(struct backend *b, const char *msg, size_t len)
     static const char *const path[] = {"params", "progressToken", NULL};
     struct mb_json_raw tok;
     uint64_t gid;
-    if (mb_json_path(msg, len, path, &tok) != 0 || !mb_json_raw_uint(tok, &gid))
+    if (mb_json_path_parsed(msg, len, path, &tok) != 0 || !mb_json_raw_uint(tok, &gid))
         return;
     struct mb_pending *p = mb_idmap_get(&b->r->ids, gid);
     if (p == NULL || p->b != b || p->client == NULL || p->ctok == NULL)
@@ -1423,7 +1423,7 @@ static void on_resource_updated(struct backend *b, const char *msg, size_t len)
         broadcast(r, msg, len, 2);
         return;
     }
-    if (mb_json_path(msg, len, path, &uri) != 0 || uri.len < 2 || uri.p[0] != '"')
+    if (mb_json_path_parsed(msg, len, path, &uri) != 0 || uri.len < 2 || uri.p[0] != '"')
         return;
     /* "<backend>+" goes right after the opening quote. */
     struct mb_buf pre = {0};
@@ -1686,8 +1686,9 @@ static int route_one(struct mb_router *r, struct mb_conn *c, const struct mb_jso
     static const char *const tok_path[] = {"params", "_meta", "progressToken", NULL};
     struct mb_json_raw raw_name, raw_tok;
     bool strip = rest != name;
-    mb_json_path(text, len, npath, &raw_name);
-    mb_json_path(text, len, tok_path, &raw_tok);
+    /* text is the request cJSON parsed (m): well-formed. */
+    mb_json_path_parsed(text, len, npath, &raw_name);
+    mb_json_path_parsed(text, len, tok_path, &raw_tok);
     const cJSON *meta = cJSON_GetObjectItemCaseSensitive(m->params, "_meta");
     bool has_tok = cJSON_GetObjectItemCaseSensitive(meta, "progressToken") != NULL;
     if (has_tok && raw_tok.p) {

@@ -119,3 +119,33 @@ Test(jsonscan, members_agree_with_member)
     cr_expect_eq(*out[0].p, '1');
     cr_expect_null(out[1].p);
 }
+
+Test(jsonscan, path_parsed_agrees_with_path)
+{
+    const char *t =
+        "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{\"arguments\":"
+        "{\"s\":\"}{\\\"\",\"_meta\":1},\"name\":\"b__echo\",\"_meta\":{\"x\":[],"
+        "\"progressToken\":\"tok\"}}}";
+    static const char *const p1[] = {"params", "name", NULL};
+    static const char *const p2[] = {"params", "_meta", "progressToken", NULL};
+    static const char *const p3[] = {"params", "arguments", "_meta", NULL};
+    static const char *const p4[] = {"params", "nope", NULL};
+    static const char *const p5[] = {"id", "x", NULL};
+    const char *const *paths[] = {p1, p2, p3, p4, p5};
+    size_t len = strlen(t);
+    cr_assert(mb_json_valid(t, len));
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        struct mb_json_raw a, b;
+        int ra = mb_json_path(t, len, paths[i], &a);
+        int rb = mb_json_path_parsed(t, len, paths[i], &b);
+        cr_expect_eq(ra, rb, "path %zu", i);
+        cr_expect_eq(a.p, b.p, "path %zu", i);
+        cr_expect_eq(a.len, b.len, "path %zu", i);
+    }
+    struct mb_json_raw r;
+    cr_assert_eq(mb_json_path_parsed(t, len, p2, &r), 0);
+    cr_expect_eq(r.len, 5);
+    cr_expect_eq(memcmp(r.p, "\"tok\"", 5), 0);
+    cr_expect_eq(mb_json_path_parsed(t, len, p4, &r), MB_DECLINED);
+    cr_expect_null(r.p);
+}
