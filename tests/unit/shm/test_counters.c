@@ -5,6 +5,7 @@
  * reader racing the fold), and increments from several processes at once.
  */
 #include <criterion/criterion.h>
+#include <time.h>
 #include <math.h>
 #include <signal.h>
 #include <string.h>
@@ -178,10 +179,13 @@ Test(counters, multi_process_increments_sum_exactly, .timeout = 60)
 
 /* A reader racing many folds never sees a total go down or count a folded row
  * twice (the fold_seq sequence lock). The parent folds for as long as it takes
- * the reader to sum 200000 times, so both really run at the same time. */
+ * the reader to sum 200000 times, or 5 s (a sanitizer build on a busy
+ * machine is much slower, and a reader may retry while folds keep coming),
+ * so both really run at the same time; the reader must have summed at least
+ * MIN_READS times for the race to count. */
 Test(counters, reader_racing_folds_sees_monotonic_totals, .timeout = 60)
 {
-    enum { READS = 200000, MAX_FOLDS = 20000000, CAP = 4 };
+    enum { READS = 200000, MIN_READS = 1000, MAX_FOLDS = 20000000, CAP = 4 };
     char path[128];
     shm_test_path(path, sizeof(path), "race");
     struct mb_shm *s = shm_test_create(path, CAP);
@@ -206,15 +210,25 @@ Test(counters, reader_racing_folds_sees_monotonic_totals, .timeout = 60)
     uint32_t folds = 0;
     while (__atomic_load_n(&sh[0], __ATOMIC_ACQUIRE) == 0)
         ;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     while (__atomic_load_n(&sh[0], __ATOMIC_ACQUIRE) < READS && folds < MAX_FOLDS) {
         mb_counters_add(s, folds % CAP, MB_CTR_REQUESTS_TOTAL, 1);
         mb_counters_fold(s, folds % CAP);
         folds++;
+        if ((folds & 1023) == 0) {
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            if (t.tv_sec - t0.tv_sec >= 5)
+                break;
+        }
     }
+    uint64_t reads = __atomic_load_n(&sh[0], __ATOMIC_ACQUIRE);
     __atomic_store_n(&sh[1], 1, __ATOMIC_RELEASE);
     int status;
     cr_assert_eq(waitpid(reader, &status, 0), reader);
     cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "reader saw a total go backwards");
+    cr_expect_geq(reads, MIN_READS, "the reader summed only %llu times during %u folds",
+                  (unsigned long long)reads, folds);
     cr_expect_eq(mb_counters_sum(s, MB_CTR_REQUESTS_TOTAL), folds);
     munmap(sh, 4096);
     mb_shm_close(&s);
