@@ -7,10 +7,22 @@
 #define MB_TESTS_UNIT_SHM_UTIL_H
 
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdio.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "shm/shm.h"
+
+/* fork() for the multi-process tests: the child dies with the test process
+ * (a test that times out or crashes leaves no spinning child behind). */
+static inline pid_t shm_test_fork(void)
+{
+    pid_t pid = fork();
+    if (pid == 0)
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+    return pid;
+}
 
 static inline void shm_test_path(char *buf, size_t len, const char *tag)
 {

@@ -201,7 +201,7 @@ Test(bstats, concurrent_claims_and_counts)
     enum { PROCS = 6, N = 20000 };
     pid_t pids[PROCS];
     for (int i = 0; i < PROCS; i++) {
-        pids[i] = fork();
+        pids[i] = shm_test_fork();
         cr_assert_neq(pids[i], -1);
         if (pids[i] == 0) {
             int x = mb_bstats_claim(&v, "x", "e", (uint32_t)i);

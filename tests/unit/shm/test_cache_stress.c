@@ -19,6 +19,7 @@
 #include "common/errors.h"
 #include "common/time.h"
 #include "shm/cache.h"
+#include "tests/unit/shm/shm_test_util.h"
 #include "shm/shm.h"
 #include "tests/unit/shm/cache_test_util.h"
 
@@ -138,7 +139,7 @@ Test(cache_stress, churning_writers_never_show_readers_a_torn_value, .fini = fin
     uint64_t until = mb_time_mono_ms() + RUN_MS;
     pid_t pids[WRITERS + READERS];
     for (int i = 0; i < WRITERS + READERS; i++) {
-        pids[i] = fork();
+        pids[i] = shm_test_fork();
         cr_assert_neq(pids[i], -1);
         if (pids[i] == 0) {
             if (i < WRITERS)
@@ -177,7 +178,7 @@ Test(cache_stress, writer_killed_mid_store_does_not_wedge_a_slot, .fini = fini, 
     mb_cache_set_owner(c, 0);
     struct mb_cache_key k = key_of(c, 1);
     cr_assert_eq(mb_cache_put(c, k, "old", 3, TTL_MS, mb_time_mono_ms()), 0);
-    pid_t pid = fork();
+    pid_t pid = shm_test_fork();
     cr_assert_neq(pid, -1);
     if (pid == 0) {
         mb_cache_set_owner(c, 5);
@@ -229,7 +230,7 @@ Test(cache_stress, writers_killed_at_random_leave_a_usable_cache, .fini = fini, 
     mb_cache_set_owner(c, 0);
     uint64_t rng = 42;
     for (int round = 0; round < 20; round++) {
-        pid_t pid = fork();
+        pid_t pid = shm_test_fork();
         cr_assert_neq(pid, -1);
         if (pid == 0) {
             struct result dummy;

@@ -127,7 +127,7 @@ Test(counters, multi_process_increments_sum_exactly, .timeout = 60)
     for (int i = 0; i < NPROC; i++) {
         idx[i] = mb_shm_worker_alloc(s, (uint32_t)i, 1);
         cr_assert_geq(idx[i], 0);
-        pids[i] = fork();
+        pids[i] = shm_test_fork();
         cr_assert_neq(pids[i], -1);
         if (pids[i] == 0) {
             for (int k = 0; k < N; k++) {
@@ -193,7 +193,7 @@ Test(counters, reader_racing_folds_sees_monotonic_totals, .timeout = 60)
     uint64_t *sh = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     cr_assert_neq((void *)sh, MAP_FAILED);
 
-    pid_t reader = fork();
+    pid_t reader = shm_test_fork();
     cr_assert_neq(reader, -1);
     if (reader == 0) {
         uint64_t last = 0;

@@ -50,7 +50,7 @@ static void run_tool(struct run *r, const char *const *args)
 
     FILE *out = tmpfile(), *err = tmpfile();
     cr_assert(out && err);
-    pid_t pid = fork();
+    pid_t pid = shm_test_fork();
     cr_assert_neq(pid, -1);
     if (pid == 0) {
         dup2(fileno(out), 1);
@@ -226,7 +226,7 @@ Test(dump, watch_rates_over_the_interval, .timeout = 60)
     struct mb_shm *s = make_region(path, pids);
 
     /* A child keeps counting while the tool samples twice, 0.5 s apart. */
-    pid_t pid = fork();
+    pid_t pid = shm_test_fork();
     cr_assert_neq(pid, -1);
     if (pid == 0) {
         for (int i = 0; i < 400; i++) {

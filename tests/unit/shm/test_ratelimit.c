@@ -349,7 +349,7 @@ static uint64_t *shared_page(void)
 static pid_t spawn(int i, void (*fn)(struct mb_shm *, int, uint64_t *), struct mb_shm *s,
                    uint64_t *shared)
 {
-    pid_t pid = fork();
+    pid_t pid = shm_test_fork();
     cr_assert_neq(pid, -1);
     if (pid == 0) {
         mb_ratelimit_set_owner(&s->ratelimit, (uint32_t)i);

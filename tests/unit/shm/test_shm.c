@@ -65,7 +65,7 @@ Test(shm, create_attach_round_trip)
                       r->hdr->total_size);
     }
     /* The reader's mapping really is read-only: a write faults. */
-    pid_t pid = fork();
+    pid_t pid = shm_test_fork();
     if (pid == 0) {
         signal(SIGSEGV, on_segv);
         ((volatile struct mb_shm_header *)r->hdr)->generation = 1;
