@@ -415,7 +415,7 @@ static int render_traffic(const uint64_t *ctr, struct mb_buf *b)
 }
 
 static int render_ops(struct mb_shm *shm, const struct mb_conf *conf, const uint64_t *ctr,
-                      struct mb_buf *b)
+                      uint64_t generation, struct mb_buf *b)
 {
     const char *rl = "mcp_gateway_reloads_total", *wk = "mcp_gateway_workers";
     double by_state[MB_WORKER_EXITED + 1] = {0};
@@ -441,7 +441,7 @@ static int render_ops(struct mb_shm *shm, const struct mb_conf *conf, const uint
     }
     if (one(b, "mcp_gateway_config_generation", "gauge",
             "Configuration generation being served (1 at start, +1 per successful reload).",
-            (double)__atomic_load_n(&shm->hdr->generation, __ATOMIC_ACQUIRE)) ||
+            (double)generation) ||
         family(b, "mcp_gateway_build_info", "gauge", "The gateway's version; the value is 1.") ||
         sample(b, "mcp_gateway_build_info", "version=\"" MB_VERSION "\"", 1))
         return MB_ERR;
@@ -465,10 +465,14 @@ int mb_metrics_render(struct mb_shm *shm, const struct mb_conf *conf, struct mb_
 {
     uint64_t ctr[MB_CTR__COUNT];
     struct mb_shm_hist hist[MB_HIST__COUNT];
+    /* The generation first: the master counts a reload before it publishes
+     * the new generation (release), so a scrape that shows generation N+1
+     * also shows the reload that made it. */
+    uint64_t generation = __atomic_load_n(&shm->hdr->generation, __ATOMIC_ACQUIRE);
     mb_counters_snapshot(shm, ctr, MB_CTR__COUNT);
     mb_counters_hist_snapshot(shm, hist, MB_HIST__COUNT);
     if (render_requests(ctr, hist, out) || render_connections(ctr, out) ||
-        render_traffic(ctr, out) || render_ops(shm, conf, ctr, out) ||
+        render_traffic(ctr, out) || render_ops(shm, conf, ctr, generation, out) ||
         mb_metrics_render_backends(shm, conf, ctr, out) || render_process(shm, out))
         return MB_ERR;
     return MB_OK;
