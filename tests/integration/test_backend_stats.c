@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "tests/integration/ops_daemon.h"
+#include "tests/integration/upstream_peer.h"
 #include "tests/support/daemon.h"
 #include "tests/support/net.h"
 #include "tests/support/testutil.h"
@@ -30,75 +31,18 @@
 #define IO_MS   8000
 #define BODY_SZ 131072
 
-struct srv {
-    pid_t pid;
-    int port;
-};
-
 static struct mb_test_daemon *gw;
 static uint16_t mport;
 static struct mb_wsclient *client;
-static struct srv httpsrv, wssrv;
+static struct peer httpsrv, wssrv;
 static char body[BODY_SZ];
-
-/* Starts the test server in mode ("--http" / "--ws") on a port the kernel
- * picks, named name; reads the port from its first line. */
-static void srv_start(struct srv *s, const char *mode, const char *name)
-{
-    char bin[PATH_MAX], line[256];
-    int fds[2];
-    size_t n = 0;
-    mb_test_bin_path(bin, sizeof(bin), "mcp-bridge-testserver");
-    cr_assert_eq(pipe2(fds, O_CLOEXEC), 0);
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(fds[1], 1);
-        execl(bin, bin, mode, "0", "--name", name, (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    int64_t deadline = mb_test_now_ms() + 5000;
-    line[0] = '\0';
-    while (n < sizeof(line) - 1 && memchr(line, '\n', n) == NULL) {
-        struct pollfd pfd = {fds[0], POLLIN, 0};
-        int left = (int)(deadline - mb_test_now_ms());
-        if (left <= 0 || poll(&pfd, 1, left) <= 0)
-            break;
-        ssize_t r = read(fds[0], line + n, sizeof(line) - 1 - n);
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-        line[n] = '\0';
-    }
-    close(fds[0]);
-    const char *sp = strrchr(line, ' ');
-    int port = strncmp(line, "listening ", 10) == 0 && sp ? atoi(sp + 1) : 0;
-    if (port <= 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        cr_assert_fail("test server %s did not start: \"%s\"", mode, line);
-    }
-    s->pid = pid;
-    s->port = port;
-}
-
-static void srv_stop(struct srv *s)
-{
-    if (s->pid <= 0)
-        return;
-    kill(s->pid, SIGKILL);
-    waitpid(s->pid, NULL, 0);
-    s->pid = 0;
-}
 
 static void teardown(void)
 {
     mb_wsclient_free(&client);
     mb_test_daemon_free(&gw);
-    srv_stop(&httpsrv);
-    srv_stop(&wssrv);
+    peer_kill(&httpsrv);
+    peer_kill(&wssrv);
 }
 
 #define BS_TEST(name) Test(backend_stats, name, .fini = teardown, .timeout = 90)
@@ -198,7 +142,7 @@ static const char *stdio_backend(const char *name, const char *tsname)
 
 BS_TEST(up_requests_and_readiness_per_backend)
 {
-    srv_start(&wssrv, "--ws", "W");
+    peer_start_named(&wssrv, "--ws", 0, "W");
     snprintf(yaml, sizeof(yaml),
              "backends:\n%s"
              "  - name: ws\n    transport: websocket\n"
@@ -262,7 +206,7 @@ BS_TEST(up_requests_and_readiness_per_backend)
 
     /* The ws backend dies: up 0, a call to it is unavailable, /readyz stays
      * 200 while the stdio backend is up. */
-    srv_stop(&wssrv);
+    peer_kill(&wssrv);
     cr_assert(wait_sample("mcp_gateway_backend_up", ws_ep, 0), "ws still up:\n%s", body);
     cr_expect_eq(sample("mcp_gateway_backend_up", st_ep), 1);
     cr_expect_eq(get("/readyz"), 200, "%s", body);
@@ -305,8 +249,8 @@ BS_TEST(readyz_503_when_no_backend_is_up)
  * WebSocket; every call answered by the right backend. */
 BS_TEST(three_transports_through_one_websocket)
 {
-    srv_start(&httpsrv, "--http", "H");
-    srv_start(&wssrv, "--ws", "W");
+    peer_start_named(&httpsrv, "--http", 0, "H");
+    peer_start_named(&wssrv, "--ws", 0, "W");
     snprintf(yaml, sizeof(yaml),
              "backends:\n%s"
              "  - name: hb\n    transport: http\n"

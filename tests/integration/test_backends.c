@@ -20,6 +20,8 @@
 
 #include "tests/support/daemon.h"
 #include "tests/support/testutil.h"
+#include "tests/support/daemon_assert.h"
+#include "tests/support/ws_assert.h"
 #include "tests/support/wsclient.h"
 
 #define IO_MS 5000
@@ -48,13 +50,7 @@ static void start(const char *backends_fmt, const char *routing)
     snprintf(body, sizeof(body), backends_fmt, srv, srv);
     snprintf(extra, sizeof(extra), "backends:\n%s%s", body, routing ? routing : "");
     struct mb_test_conf conf = {.workers = 1, .extra = extra};
-    int rc = mb_test_daemon_start(&gw, &conf);
-    if (rc) {
-        char *out = gw ? mb_test_daemon_output(gw) : NULL;
-        char *log = gw ? mb_test_daemon_log(gw) : NULL;
-        cr_assert_fail("daemon did not start: %s\n--- output:\n%s\n--- log:\n%s", strerror(-rc),
-                       out ? out : "", log ? log : "");
-    }
+    mb_test_must_start(&gw, &conf);
 }
 
 static const char TWO[] = "  - {name: a, transport: stdio, command: [\"%s\", --stdio, --name, A]}\n"
@@ -65,8 +61,7 @@ static const char ONE[] =
 
 static void finish(void)
 {
-    char why[4096];
-    cr_assert_eq(mb_test_daemon_finish(gw, 8000, why, sizeof(why)), 0, "%s", why);
+    mb_test_must_finish_within(gw, 8000);
 }
 
 static struct mb_wsclient *ws_open(void)
@@ -80,81 +75,28 @@ static struct mb_wsclient *ws_open(void)
     return c;
 }
 
+/* The next message, which must be the answer (no notification skipped). */
 static cJSON *recv_json(struct mb_wsclient *c, char **raw)
 {
-    struct mb_wsmsg m;
-    int rc = mb_wsclient_recv(c, &m, IO_MS);
-    cr_assert_eq(rc, 0, "no message: %s", strerror(-rc));
-    cr_assert_eq(m.opcode, MB_WS_OP_TEXT, "opcode %d (close %d)", m.opcode, m.close_code);
-    cJSON *j = cJSON_Parse(m.data);
-    cr_assert_not_null(j, "not JSON: %s", m.data);
-    if (raw)
-        *raw = strdup(m.data);
-    return j;
+    return mb_test_ws_recv(c, false, IO_MS, raw);
 }
 
 static cJSON *call(struct mb_wsclient *c, const char *req, char **raw)
 {
-    cr_assert_eq(mb_wsclient_send_text(c, req, IO_MS), 0);
-    return recv_json(c, raw);
-}
-
-static const cJSON *get(const cJSON *o, const char *k)
-{
-    return cJSON_GetObjectItemCaseSensitive(o, k);
-}
-
-/* The text of a tools/call result's first content item. */
-static const char *text_of(const cJSON *reply)
-{
-    const cJSON *content = get(get(reply, "result"), "content");
-    const cJSON *first = cJSON_GetArrayItem(content, 0);
-    const cJSON *t = get(first, "text");
-    return cJSON_IsString(t) ? t->valuestring : NULL;
-}
-
-static int error_code(const cJSON *reply)
-{
-    const cJSON *code = get(get(reply, "error"), "code");
-    return cJSON_IsNumber(code) ? code->valueint : 0;
+    return mb_test_ws_call(c, req, false, IO_MS, raw);
 }
 
 static const char *error_data_str(const cJSON *reply, const char *key)
 {
-    const cJSON *v = get(get(get(reply, "error"), "data"), key);
+    const cJSON *v = mb_test_get(mb_test_get(mb_test_get(reply, "error"), "data"), key);
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-/* How many tools/call of `tool` the backend's counter has seen. */
+/* The backend's count (its tool counter_tool) of methods[name] or tools[name]. */
 static int counted(struct mb_wsclient *c, const char *counter_tool, const char *section,
                    const char *name)
 {
-    char req[256];
-    snprintf(req, sizeof(req),
-             "{\"jsonrpc\":\"2.0\",\"id\":900,\"method\":\"tools/call\",\"params\":{\"name\":"
-             "\"%s\",\"arguments\":{}}}",
-             counter_tool);
-    char *raw = NULL;
-    cJSON *j = call(c, req, &raw);
-    const cJSON *sc = get(get(j, "result"), "structuredContent");
-    cr_assert(cJSON_IsObject(sc), "counter without structuredContent: %s", raw);
-    const cJSON *n = get(get(sc, section), name);
-    int v = cJSON_IsNumber(n) ? n->valueint : 0;
-    free(raw);
-    cJSON_Delete(j);
-    return v;
-}
-
-static bool has_tool(const cJSON *list, const char *name)
-{
-    const cJSON *t;
-    cJSON_ArrayForEach(t, get(get(list, "result"), "tools"))
-    {
-        const cJSON *n = get(t, "name");
-        if (cJSON_IsString(n) && strcmp(n->valuestring, name) == 0)
-            return true;
-    }
-    return false;
+    return mb_test_ws_counted(c, counter_tool, section, name, false, IO_MS);
 }
 
 /* The pid of the worker's only child (the stdio backend, one per test). */
@@ -183,9 +125,11 @@ BK_TEST(two_backends_tools_list_is_merged_and_prefixed)
     struct mb_wsclient *c = ws_open();
     char *raw = NULL;
     cJSON *j = call(c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}", &raw);
-    cr_assert(has_tool(j, "a__A_echo") && has_tool(j, "b__B_echo") && has_tool(j, "b__B_sleep"),
+    cr_assert(mb_test_has_tool(j, "a__A_echo") && mb_test_has_tool(j, "b__B_echo") &&
+                  mb_test_has_tool(j, "b__B_sleep"),
               "%s", raw);
-    cr_assert(!has_tool(j, "A_echo") && !has_tool(j, "echo"), "unprefixed names: %s", raw);
+    cr_assert(!mb_test_has_tool(j, "A_echo") && !mb_test_has_tool(j, "echo"),
+              "unprefixed names: %s", raw);
     free(raw);
     cJSON_Delete(j);
     finish();
@@ -197,14 +141,14 @@ BK_TEST(one_backend_with_prefix_auto_keeps_names)
     struct mb_wsclient *c = ws_open();
     char *raw = NULL;
     cJSON *j = call(c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}", &raw);
-    cr_assert(has_tool(j, "S_echo") && !has_tool(j, "solo__S_echo"), "%s", raw);
+    cr_assert(mb_test_has_tool(j, "S_echo") && !mb_test_has_tool(j, "solo__S_echo"), "%s", raw);
     cJSON_Delete(j);
     free(raw);
     j = call(c,
              "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":"
              "\"S_echo\",\"arguments\":{\"message\":\"plain\"}}}",
              &raw);
-    cr_assert_str_eq(text_of(j) ? text_of(j) : "", "plain", "%s", raw);
+    cr_assert_str_eq(mb_test_text_of(j) ? mb_test_text_of(j) : "", "plain", "%s", raw);
     cJSON_Delete(j);
     free(raw);
     finish();
@@ -216,7 +160,7 @@ BK_TEST(prefix_always_with_one_backend)
     struct mb_wsclient *c = ws_open();
     char *raw = NULL;
     cJSON *j = call(c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}", &raw);
-    cr_assert(has_tool(j, "solo__S_echo"), "%s", raw);
+    cr_assert(mb_test_has_tool(j, "solo__S_echo"), "%s", raw);
     cJSON_Delete(j);
     free(raw);
     finish();
@@ -233,7 +177,7 @@ BK_TEST(calls_reach_the_owning_backend_with_ids_kept)
                     &raw);
     cr_assert_eq(mb_test_json_raw(raw, "id", id, sizeof(id)), 0);
     cr_assert_str_eq(id, "9007199254740993", "%s", raw);
-    cr_assert_str_eq(text_of(j) ? text_of(j) : "", "to b", "%s", raw);
+    cr_assert_str_eq(mb_test_text_of(j) ? mb_test_text_of(j) : "", "to b", "%s", raw);
     cJSON_Delete(j);
     free(raw);
     /* Only b saw the echo; a saw none. */
@@ -257,15 +201,16 @@ BK_TEST(progress_notifications_reach_the_caller)
     for (;;) {
         char *raw = NULL;
         cJSON *j = recv_json(c, &raw);
-        const cJSON *method = get(j, "method");
+        const cJSON *method = mb_test_get(j, "method");
         if (cJSON_IsString(method)) {
             cr_assert_str_eq(method->valuestring, "notifications/progress", "%s", raw);
-            const cJSON *tok = get(get(j, "params"), "progressToken");
+            const cJSON *tok = mb_test_get(mb_test_get(j, "params"), "progressToken");
             cr_assert(cJSON_IsString(tok) && strcmp(tok->valuestring, "my-token") == 0,
                       "the client's token was not restored: %s", raw);
             progress++;
         } else {
-            cr_assert_str_eq(text_of(j) ? text_of(j) : "", "progress: 3 steps", "%s", raw);
+            cr_assert_str_eq(mb_test_text_of(j) ? mb_test_text_of(j) : "", "progress: 3 steps",
+                             "%s", raw);
             cJSON_Delete(j);
             free(raw);
             break;
@@ -296,13 +241,13 @@ BK_TEST(a_slow_backend_does_not_delay_another)
                  0);
     char *raw = NULL;
     cJSON *first = recv_json(c, &raw);
-    cr_assert_eq(get(first, "id")->valueint, 2, "the echo did not come first: %s", raw);
-    cr_assert_str_eq(text_of(first), "quick");
+    cr_assert_eq(mb_test_get(first, "id")->valueint, 2, "the echo did not come first: %s", raw);
+    cr_assert_str_eq(mb_test_text_of(first), "quick");
     cJSON_Delete(first);
     free(raw);
     cJSON *second = recv_json(c, &raw);
-    cr_assert_eq(get(second, "id")->valueint, 1, "%s", raw);
-    cr_assert_str_eq(text_of(second), "slept 2000 ms", "%s", raw);
+    cr_assert_eq(mb_test_get(second, "id")->valueint, 1, "%s", raw);
+    cr_assert_str_eq(mb_test_text_of(second), "slept 2000 ms", "%s", raw);
     cJSON_Delete(second);
     free(raw);
     finish();
@@ -317,7 +262,7 @@ BK_TEST(unknown_tool_is_invalid_params_naming_it)
                     "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{"
                     "\"name\":\"nobody__echo\"}}",
                     &raw);
-    cr_assert_eq(error_code(j), -32602, "%s", raw);
+    cr_assert_eq(mb_test_error_code(j), -32602, "%s", raw);
     cr_assert_str_eq(error_data_str(j, "name") ? error_data_str(j, "name") : "", "nobody__echo",
                      "%s", raw);
     cJSON_Delete(j);
@@ -326,15 +271,15 @@ BK_TEST(unknown_tool_is_invalid_params_naming_it)
              "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"resources/read\",\"params\":{"
              "\"uri\":\"test://hello\"}}",
              &raw);
-    cr_assert_eq(error_code(j), -32602, "an unprefixed URI with two backends: %s", raw);
+    cr_assert_eq(mb_test_error_code(j), -32602, "an unprefixed URI with two backends: %s", raw);
     cJSON_Delete(j);
     free(raw);
     j = call(c,
              "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"resources/read\",\"params\":{"
              "\"uri\":\"b+test://echo/xyz\"}}",
              &raw);
-    const cJSON *contents = get(get(j, "result"), "contents");
-    const cJSON *t = get(cJSON_GetArrayItem(contents, 0), "text");
+    const cJSON *contents = mb_test_get(mb_test_get(j, "result"), "contents");
+    const cJSON *t = mb_test_get(cJSON_GetArrayItem(contents, 0), "text");
     cr_assert(cJSON_IsString(t) && strcmp(t->valuestring, "xyz") == 0, "%s", raw);
     cJSON_Delete(j);
     free(raw);
@@ -350,7 +295,7 @@ BK_TEST(timeout_gives_minus_32001_naming_the_backend)
                     "{\"jsonrpc\":\"2.0\",\"id\":\"slow\",\"method\":\"tools/call\",\"params\":{"
                     "\"name\":\"b__B_sleep\",\"arguments\":{\"ms\":3000}}}",
                     &raw);
-    cr_assert_eq(error_code(j), -32001, "%s", raw);
+    cr_assert_eq(mb_test_error_code(j), -32001, "%s", raw);
     cr_assert_str_eq(error_data_str(j, "backend") ? error_data_str(j, "backend") : "", "b", "%s",
                      raw);
     cJSON_Delete(j);
@@ -388,7 +333,7 @@ BK_TEST(killed_backend_gives_clean_errors_and_recovers)
     cr_assert_eq(kill(child, SIGKILL), 0);
     char *raw = NULL;
     cJSON *j = recv_json(c, &raw);
-    cr_assert_eq(error_code(j), -32010, "%s", raw);
+    cr_assert_eq(mb_test_error_code(j), -32010, "%s", raw);
     cr_assert_str_eq(error_data_str(j, "backend") ? error_data_str(j, "backend") : "", "solo", "%s",
                      raw);
     cr_assert_not_null(error_data_str(j, "reason"), "%s", raw);
@@ -431,7 +376,7 @@ BK_TEST(initialize_merges_backend_capabilities)
     /* A list waits for backends still in their handshake. */
     char *raw = NULL;
     cJSON *j = call(c, "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"tools/list\"}", &raw);
-    cr_assert(has_tool(j, "a__A_echo") && has_tool(j, "b__B_echo"), "%s", raw);
+    cr_assert(mb_test_has_tool(j, "a__A_echo") && mb_test_has_tool(j, "b__B_echo"), "%s", raw);
     cJSON_Delete(j);
     free(raw);
     j = call(c,
@@ -439,10 +384,11 @@ BK_TEST(initialize_merges_backend_capabilities)
              "\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},\"clientInfo\":{"
              "\"name\":\"t\",\"version\":\"1\"}}}",
              &raw);
-    const cJSON *caps = get(get(j, "result"), "capabilities");
-    cr_assert(cJSON_IsObject(get(caps, "tools")), "%s", raw);
-    cr_assert(cJSON_IsObject(get(caps, "prompts")), "the test server has prompts: %s", raw);
-    cr_assert(cJSON_IsObject(get(caps, "resources")), "the test server has resources: %s", raw);
+    const cJSON *caps = mb_test_get(mb_test_get(j, "result"), "capabilities");
+    cr_assert(cJSON_IsObject(mb_test_get(caps, "tools")), "%s", raw);
+    cr_assert(cJSON_IsObject(mb_test_get(caps, "prompts")), "the test server has prompts: %s", raw);
+    cr_assert(cJSON_IsObject(mb_test_get(caps, "resources")), "the test server has resources: %s",
+              raw);
     cJSON_Delete(j);
     free(raw);
     finish();
@@ -468,22 +414,24 @@ BK_TEST(initialize_waits_for_a_backend_still_starting)
     char *raw = NULL;
     int64_t t0 = mb_test_now_ms();
     cJSON *j = call(c, INIT_REQ, &raw);
-    const cJSON *caps = get(get(j, "result"), "capabilities");
-    cr_assert(cJSON_IsObject(get(caps, "tools")), "%s", raw);
-    cr_assert(cJSON_IsObject(get(caps, "prompts")), "prompts missing: %s", raw);
-    cr_assert(cJSON_IsObject(get(caps, "resources")), "resources missing: %s", raw);
+    const cJSON *caps = mb_test_get(mb_test_get(j, "result"), "capabilities");
+    cr_assert(cJSON_IsObject(mb_test_get(caps, "tools")), "%s", raw);
+    cr_assert(cJSON_IsObject(mb_test_get(caps, "prompts")), "prompts missing: %s", raw);
+    cr_assert(cJSON_IsObject(mb_test_get(caps, "resources")), "resources missing: %s", raw);
     cr_assert_lt(mb_test_now_ms() - t0, 4500, "the hold outlived its bound");
     cJSON_Delete(j);
     free(raw);
     /* A second initialize on the session is still refused. */
     j = call(c, INIT_REQ, &raw);
-    cr_assert_eq(error_code(j), -32600, "%s", raw);
+    cr_assert_eq(mb_test_error_code(j), -32600, "%s", raw);
     cJSON_Delete(j);
     free(raw);
     /* Once ready, a new session is answered at once with the same. */
     struct mb_wsclient *d = ws_open();
     j = call(d, INIT_REQ, &raw);
-    cr_assert(cJSON_IsObject(get(get(get(j, "result"), "capabilities"), "prompts")), "%s", raw);
+    cr_assert(cJSON_IsObject(
+                  mb_test_get(mb_test_get(mb_test_get(j, "result"), "capabilities"), "prompts")),
+              "%s", raw);
     cJSON_Delete(j);
     free(raw);
     finish();
@@ -497,22 +445,22 @@ BK_TEST(a_backend_ready_after_the_bound_sends_list_changed)
     struct mb_wsclient *c = ws_open();
     char *raw = NULL;
     cJSON *j = call(c, INIT_REQ, &raw);
-    const cJSON *caps = get(get(j, "result"), "capabilities");
-    cr_assert(cJSON_IsObject(get(caps, "tools")), "%s", raw);
-    cr_assert_null(get(caps, "prompts"), "answered after the backend was ready? %s", raw);
+    const cJSON *caps = mb_test_get(mb_test_get(j, "result"), "capabilities");
+    cr_assert(cJSON_IsObject(mb_test_get(caps, "tools")), "%s", raw);
+    cr_assert_null(mb_test_get(caps, "prompts"), "answered after the backend was ready? %s", raw);
     cJSON_Delete(j);
     free(raw);
     /* The backend becomes ready about a second later: the session hears that
      * the tool list changed, and then sees the backend's tools. */
     j = recv_json(c, &raw);
-    const cJSON *m = get(j, "method");
+    const cJSON *m = mb_test_get(j, "method");
     cr_assert(cJSON_IsString(m) && strcmp(m->valuestring, "notifications/tools/list_changed") == 0,
               "%s", raw);
-    cr_assert_null(get(j, "id"), "%s", raw);
+    cr_assert_null(mb_test_get(j, "id"), "%s", raw);
     cJSON_Delete(j);
     free(raw);
     j = call(c, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}", &raw);
-    cr_assert(has_tool(j, "S_echo"), "%s", raw);
+    cr_assert(mb_test_has_tool(j, "S_echo"), "%s", raw);
     cJSON_Delete(j);
     free(raw);
     finish();
@@ -521,7 +469,8 @@ BK_TEST(a_backend_ready_after_the_bound_sends_list_changed)
 /* The first content's uri of a resources/read reply. */
 static const char *content_uri(const cJSON *reply)
 {
-    const cJSON *u = get(cJSON_GetArrayItem(get(get(reply, "result"), "contents"), 0), "uri");
+    const cJSON *u = mb_test_get(
+        cJSON_GetArrayItem(mb_test_get(mb_test_get(reply, "result"), "contents"), 0), "uri");
     return cJSON_IsString(u) ? u->valuestring : NULL;
 }
 

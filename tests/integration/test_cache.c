@@ -26,6 +26,7 @@
 #include "tests/support/daemon.h"
 #include "tests/support/net.h"
 #include "tests/support/testutil.h"
+#include "tests/support/ws_assert.h"
 #include "tests/support/wsclient.h"
 
 #define IO_MS    8000
@@ -48,30 +49,16 @@ static void teardown(void)
 
 static void start(const char *caching, const char *cache_tools)
 {
-    char extra[2048];
-    peer_start(&srv, "--ws", 0);
-    snprintf(extra, sizeof(extra),
-             "%s"
-             "backends:\n"
-             "  - name: w\n"
-             "    transport: websocket\n"
-             "    endpoints: [{url: \"ws://127.0.0.1:%d/\"}]\n"
-             "    cache_tools: %s\n",
-             caching ? caching : "", srv.port, cache_tools ? cache_tools : "[]");
-    struct mb_test_conf conf = {.workers = 2, .extra = extra};
-    int rc = mb_test_daemon_start(&gw, &conf);
-    if (rc) {
-        char *out = gw ? mb_test_daemon_output(gw) : NULL;
-        cr_assert_fail("daemon did not start: %s\n%s", strerror(-rc), out ? out : "");
-    }
+    char tail[512];
+    snprintf(tail, sizeof(tail), "    cache_tools: %s\n", cache_tools ? cache_tools : "[]");
+    peer_gateway_start(&srv, "--ws", &gw, 2, caching, tail);
 }
 
 static void finish(void)
 {
-    char why[4096];
     for (size_t i = 0; i < sizeof(cl) / sizeof(cl[0]); i++)
         mb_wsclient_free(&cl[i]);
-    cr_assert_eq(mb_test_daemon_finish(gw, 8000, why, sizeof(why)), 0, "%s", why);
+    mb_test_must_finish_within(gw, 8000);
 }
 
 static struct mb_wsclient *open_client(size_t i)
@@ -82,72 +69,21 @@ static struct mb_wsclient *open_client(size_t i)
     return cl[i];
 }
 
-static const cJSON *get(const cJSON *o, const char *k)
-{
-    return cJSON_GetObjectItemCaseSensitive(o, k);
-}
-
 /* The next message that is a response (notifications are skipped). */
 static cJSON *recv_response(struct mb_wsclient *c, char **raw)
 {
-    for (int i = 0; i < 100; i++) {
-        struct mb_wsmsg m;
-        int rc = mb_wsclient_recv(c, &m, IO_MS);
-        cr_assert_eq(rc, 0, "no message: %s", strerror(-rc));
-        cr_assert_eq(m.opcode, MB_WS_OP_TEXT, "opcode %d (close %d)", m.opcode, m.close_code);
-        cJSON *j = cJSON_Parse(m.data);
-        cr_assert_not_null(j, "not JSON: %s", m.data);
-        if (get(j, "id") == NULL) {
-            cJSON_Delete(j);
-            continue;
-        }
-        if (raw)
-            *raw = strdup(m.data);
-        return j;
-    }
-    cr_assert_fail("no response among 100 messages");
-    return NULL;
+    return mb_test_ws_recv(c, true, IO_MS, raw);
 }
 
 static cJSON *call(struct mb_wsclient *c, const char *req, char **raw)
 {
-    cr_assert_eq(mb_wsclient_send_text(c, req, IO_MS), 0);
-    return recv_response(c, raw);
-}
-
-static const char *text_of(const cJSON *reply)
-{
-    const cJSON *t = get(cJSON_GetArrayItem(get(get(reply, "result"), "content"), 0), "text");
-    return cJSON_IsString(t) ? t->valuestring : NULL;
+    return mb_test_ws_call(c, req, true, IO_MS, raw);
 }
 
 /* The backend's count of methods[name] or tools[name]. */
 static int counted(struct mb_wsclient *c, const char *section, const char *name)
 {
-    char *raw = NULL;
-    cJSON *j = call(c,
-                    "{\"jsonrpc\":\"2.0\",\"id\":900,\"method\":\"tools/call\",\"params\":{"
-                    "\"name\":\"counter\",\"arguments\":{}}}",
-                    &raw);
-    const cJSON *sc = get(get(j, "result"), "structuredContent");
-    cr_assert(cJSON_IsObject(sc), "counter without structuredContent: %s", raw);
-    const cJSON *n = get(get(sc, section), name);
-    int v = cJSON_IsNumber(n) ? n->valueint : 0;
-    free(raw);
-    cJSON_Delete(j);
-    return v;
-}
-
-static bool has_tool(const cJSON *list, const char *name)
-{
-    const cJSON *t;
-    cJSON_ArrayForEach(t, get(get(list, "result"), "tools"))
-    {
-        const cJSON *n = get(t, "name");
-        if (cJSON_IsString(n) && strcmp(n->valuestring, name) == 0)
-            return true;
-    }
-    return false;
+    return mb_test_ws_counted(c, "counter", section, name, true, IO_MS);
 }
 
 static void echo_expect(struct mb_wsclient *c, const char *args_json, const char *want)
@@ -158,7 +94,7 @@ static void echo_expect(struct mb_wsclient *c, const char *args_json, const char
              "\"echo\",\"arguments\":%s}}",
              args_json);
     cJSON *j = call(c, req, &raw);
-    const char *t = text_of(j);
+    const char *t = mb_test_text_of(j);
     cr_assert(t != NULL && strcmp(t, want) == 0, "echo %s answered %s", args_json, raw);
     free(raw);
     cJSON_Delete(j);
@@ -175,7 +111,7 @@ static cJSON *dump_json(cJSON **root)
     *root = cJSON_Parse(out);
     cr_assert_not_null(*root, "%s", out);
     free(out);
-    return (cJSON *)get(*root, "caches");
+    return (cJSON *)mb_test_get(*root, "caches");
 }
 
 CACHE_TEST(tools_list_over_many_connections_reaches_the_backend_once)
@@ -204,7 +140,8 @@ CACHE_TEST(tools_list_over_many_connections_reaches_the_backend_once)
         for (size_t i = 0; i < NCLIENTS; i++) {
             char *raw = NULL;
             cJSON *j = recv_response(cl[i], &raw);
-            cr_assert(has_tool(j, "echo") && has_tool(j, "counter"), "round %d: %s", round, raw);
+            cr_assert(mb_test_has_tool(j, "echo") && mb_test_has_tool(j, "counter"), "round %d: %s",
+                      round, raw);
             free(raw);
             cJSON_Delete(j);
         }
@@ -214,22 +151,24 @@ CACHE_TEST(tools_list_over_many_connections_reaches_the_backend_once)
         /* Say why: a reconnection of the upstream (it invalidates the list)
          * or a lease that could not be taken shows in the log. */
         char *log = mb_test_daemon_log(gw);
-        cr_expect_eq(fetched, 1, "1,000 tools/list should reach the backend once, reached it %d "
-                                 "times; error log:\n%s",
+        cr_expect_eq(fetched, 1,
+                     "1,000 tools/list should reach the backend once, reached it %d "
+                     "times; error log:\n%s",
                      fetched, log ? log : "");
         free(log);
     }
 
     cJSON *root;
     const cJSON *caches = dump_json(&root);
-    const cJSON *d = get(caches, "discovery");
+    const cJSON *d = mb_test_get(caches, "discovery");
     cr_assert(cJSON_IsObject(d), "no discovery cache in the dump");
-    cr_expect_geq(get(d, "entries")->valuedouble, 1);
+    cr_expect_geq(mb_test_get(d, "entries")->valuedouble, 1);
     /* Rounds 2..25 are hits; in round 1 all but one request waited for
      * the single fetch (single flight) instead. */
-    cr_expect_geq(get(d, "hits")->valuedouble, 960);
-    cr_expect_gt(get(d, "hit_ratio")->valuedouble, 0.9);
-    cr_expect(cJSON_IsObject(get(caches, "response")) && cJSON_IsObject(get(caches, "auth")));
+    cr_expect_geq(mb_test_get(d, "hits")->valuedouble, 960);
+    cr_expect_gt(mb_test_get(d, "hit_ratio")->valuedouble, 0.9);
+    cr_expect(cJSON_IsObject(mb_test_get(caches, "response")) &&
+              cJSON_IsObject(mb_test_get(caches, "auth")));
     cJSON_Delete(root);
     finish();
 }
@@ -239,7 +178,7 @@ CACHE_TEST(list_changed_makes_the_next_list_fetch_again)
     start(NULL, NULL);
     struct mb_wsclient *c = open_client(0);
     cJSON *j = call(c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}", NULL);
-    cr_assert_not(has_tool(j, "dynamic"));
+    cr_assert_not(mb_test_has_tool(j, "dynamic"));
     cJSON_Delete(j);
     j = call(c, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}", NULL);
     cJSON_Delete(j);
@@ -251,7 +190,7 @@ CACHE_TEST(list_changed_makes_the_next_list_fetch_again)
     cJSON_Delete(j);
     char *raw = NULL;
     j = call(c, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/list\"}", &raw);
-    cr_expect(has_tool(j, "dynamic"), "a stale list after list_changed: %s", raw);
+    cr_expect(mb_test_has_tool(j, "dynamic"), "a stale list after list_changed: %s", raw);
     free(raw);
     cJSON_Delete(j);
     cr_expect_eq(counted(c, "methods", "tools/list"), 2);
@@ -285,7 +224,7 @@ CACHE_TEST(cacheable_tool_reaches_the_backend_once_per_argument_set)
                         "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/call\",\"params\":{"
                         "\"name\":\"fail\",\"arguments\":{\"mode\":\"result\"}}}",
                         NULL);
-        cr_assert(cJSON_IsTrue(get(get(j, "result"), "isError")));
+        cr_assert(cJSON_IsTrue(mb_test_get(mb_test_get(j, "result"), "isError")));
         cJSON_Delete(j);
     }
     cr_expect_eq(counted(cl[0], "tools", "fail"), 3);

@@ -17,6 +17,7 @@
 #include "tests/integration/upstream_peer.h"
 #include "tests/support/daemon.h"
 #include "tests/support/testutil.h"
+#include "tests/support/ws_assert.h"
 #include "tests/support/wsclient.h"
 
 #define IO_MS 8000
@@ -36,23 +37,9 @@ static void teardown(void)
 
 static void start(const char *pool)
 {
-    char extra[2048];
-    peer_start(&srv, "--ws", 0);
-    snprintf(extra, sizeof(extra),
-             "%s"
-             "backends:\n"
-             "  - name: w\n"
-             "    transport: websocket\n"
-             "    endpoints: [{url: \"ws://127.0.0.1:%d/\"}]\n"
-             "    headers: {X-Backend-Token: secret}\n"
-             "    request_timeout: 3s\n",
-             pool ? pool : "", srv.port);
-    struct mb_test_conf conf = {.workers = 1, .extra = extra};
-    int rc = mb_test_daemon_start(&gw, &conf);
-    if (rc) {
-        char *out = gw ? mb_test_daemon_output(gw) : NULL;
-        cr_assert_fail("daemon did not start: %s\n%s", strerror(-rc), out ? out : "");
-    }
+    peer_gateway_start(&srv, "--ws", &gw, 1, pool,
+                       "    headers: {X-Backend-Token: secret}\n"
+                       "    request_timeout: 3s\n");
     char err[256];
     cr_assert_eq(mb_wsclient_connect(&client, gw->port, "/", NULL, IO_MS, err, sizeof(err)), 0,
                  "%s", err);
@@ -60,45 +47,19 @@ static void start(const char *pool)
 
 static void finish(void)
 {
-    char why[4096];
     mb_wsclient_free(&client);
-    cr_assert_eq(mb_test_daemon_finish(gw, 8000, why, sizeof(why)), 0, "%s", why);
+    mb_test_must_finish_within(gw, 8000);
 }
 
+/* The next message, which must be the answer (no notification skipped). */
 static cJSON *recv_json(char **raw)
 {
-    struct mb_wsmsg m;
-    int rc = mb_wsclient_recv(client, &m, IO_MS);
-    cr_assert_eq(rc, 0, "no message: %s", strerror(-rc));
-    cr_assert_eq(m.opcode, MB_WS_OP_TEXT, "opcode %d (close %d)", m.opcode, m.close_code);
-    cJSON *j = cJSON_Parse(m.data);
-    cr_assert_not_null(j, "not JSON: %s", m.data);
-    if (raw)
-        *raw = strdup(m.data);
-    return j;
+    return mb_test_ws_recv(client, false, IO_MS, raw);
 }
 
 static cJSON *call(const char *req, char **raw)
 {
-    cr_assert_eq(mb_wsclient_send_text(client, req, IO_MS), 0);
-    return recv_json(raw);
-}
-
-static const cJSON *get(const cJSON *o, const char *k)
-{
-    return cJSON_GetObjectItemCaseSensitive(o, k);
-}
-
-static const char *text_of(const cJSON *reply)
-{
-    const cJSON *t = get(cJSON_GetArrayItem(get(get(reply, "result"), "content"), 0), "text");
-    return cJSON_IsString(t) ? t->valuestring : NULL;
-}
-
-static int error_code(const cJSON *reply)
-{
-    const cJSON *code = get(get(reply, "error"), "code");
-    return cJSON_IsNumber(code) ? code->valueint : 0;
+    return mb_test_ws_call(client, req, false, IO_MS, raw);
 }
 
 /* Calls echo with message and returns the reply (caller frees). */
@@ -115,17 +76,7 @@ static cJSON *echo(int id, const char *message, char **raw)
 /* The backend's count of methods[name] or tools[name]. */
 static int counted(const char *section, const char *name)
 {
-    char *raw = NULL;
-    cJSON *j = call("{\"jsonrpc\":\"2.0\",\"id\":900,\"method\":\"tools/call\",\"params\":{"
-                    "\"name\":\"counter\",\"arguments\":{}}}",
-                    &raw);
-    const cJSON *sc = get(get(j, "result"), "structuredContent");
-    cr_assert(cJSON_IsObject(sc), "counter without structuredContent: %s", raw);
-    const cJSON *n = get(get(sc, section), name);
-    int v = cJSON_IsNumber(n) ? n->valueint : 0;
-    free(raw);
-    cJSON_Delete(j);
-    return v;
+    return mb_test_ws_counted(client, "counter", section, name, false, IO_MS);
 }
 
 UW_TEST(tools_list_and_call)
@@ -133,18 +84,11 @@ UW_TEST(tools_list_and_call)
     start(NULL);
     char *raw = NULL;
     cJSON *j = call("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}", &raw);
-    bool found = false;
-    const cJSON *t;
-    cJSON_ArrayForEach(t, get(get(j, "result"), "tools"))
-    {
-        const cJSON *n = get(t, "name");
-        found |= cJSON_IsString(n) && strcmp(n->valuestring, "echo") == 0;
-    }
-    cr_assert(found, "echo not listed: %s", raw);
+    cr_assert(mb_test_has_tool(j, "echo"), "echo not listed: %s", raw);
     free(raw);
     cJSON_Delete(j);
     j = echo(2, "over ws", &raw);
-    cr_assert_str_eq(text_of(j) ? text_of(j) : "", "over ws", "%s", raw);
+    cr_assert_str_eq(mb_test_text_of(j) ? mb_test_text_of(j) : "", "over ws", "%s", raw);
     free(raw);
     cJSON_Delete(j);
     cr_expect_eq(counted("tools", "echo"), 1);
@@ -171,7 +115,7 @@ UW_TEST(calls_are_multiplexed_on_one_connection)
     cr_expect_eq(peer_established(&srv), 1, "one upstream connection carries them all");
     for (int i = 0; i < 6; i++) {
         j = recv_json(&raw);
-        cr_expect(text_of(j) && strstr(text_of(j), "slept") != NULL, "%s", raw);
+        cr_expect(mb_test_text_of(j) && strstr(mb_test_text_of(j), "slept") != NULL, "%s", raw);
         free(raw);
         cJSON_Delete(j);
     }
@@ -193,8 +137,8 @@ UW_TEST(dead_backend_errors_then_reconnects)
     mb_test_sleep_ms(200);
 
     j = echo(10, "dead", &raw);
-    cr_expect_eq(error_code(j), -32010, "%s", raw);
-    const cJSON *b = get(get(get(j, "error"), "data"), "backend");
+    cr_expect_eq(mb_test_error_code(j), -32010, "%s", raw);
+    const cJSON *b = mb_test_get(mb_test_get(mb_test_get(j, "error"), "data"), "backend");
     cr_expect(cJSON_IsString(b) && strcmp(b->valuestring, "w") == 0, "%s", raw);
     free(raw);
     cJSON_Delete(j);
@@ -204,7 +148,7 @@ UW_TEST(dead_backend_errors_then_reconnects)
     int64_t deadline = mb_test_now_ms() + 15000;
     for (int id = 100; !ok && mb_test_now_ms() < deadline; id++) {
         j = echo(id, "back", &raw);
-        ok = text_of(j) && strcmp(text_of(j), "back") == 0;
+        ok = mb_test_text_of(j) && strcmp(mb_test_text_of(j), "back") == 0;
         free(raw);
         cJSON_Delete(j);
         if (!ok)
@@ -231,15 +175,15 @@ UW_TEST(progress_reaches_the_caller)
     for (;;) {
         char *raw = NULL;
         cJSON *j = recv_json(&raw);
-        if (cJSON_IsString(get(j, "method"))) {
-            const cJSON *tok = get(get(j, "params"), "progressToken");
+        if (cJSON_IsString(mb_test_get(j, "method"))) {
+            const cJSON *tok = mb_test_get(mb_test_get(j, "params"), "progressToken");
             cr_expect(cJSON_IsNumber(tok) && tok->valueint == 7, "%s", raw);
             progress++;
             free(raw);
             cJSON_Delete(j);
             continue;
         }
-        cr_expect_not_null(get(j, "result"), "%s", raw);
+        cr_expect_not_null(mb_test_get(j, "result"), "%s", raw);
         free(raw);
         cJSON_Delete(j);
         break;

@@ -9,7 +9,9 @@
  * test process (PR_SET_PDEATHSIG), and is stopped by pid (TERM, bounded
  * wait, KILL). peer_established() counts the peer's established TCP
  * connections from /proc/net/tcp: how many upstream connections the gateway
- * holds open to it.
+ * holds open to it. peer_gateway_start() starts a peer and a daemon with it
+ * as the one backend (also used by test_cache.c; test_backend_stats.c uses
+ * the peer alone).
  */
 #ifndef MB_TESTS_UPSTREAM_PEER_H
 #define MB_TESTS_UPSTREAM_PEER_H
@@ -19,6 +21,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +30,7 @@
 #include <unistd.h>
 
 #include "tests/support/daemon.h"
+#include "tests/support/daemon_assert.h"
 #include "tests/support/net.h"
 #include "tests/support/testutil.h"
 
@@ -35,8 +39,9 @@ struct peer {
     int port;
 };
 
-/* Starts the test server with mode "--http" or "--ws" on port (0 = any). */
-static inline void peer_start(struct peer *p, const char *mode, int port)
+/* Starts the test server with mode "--http" or "--ws" on port (0 = any),
+ * with "--name name" when name is not NULL. */
+static inline void peer_start_named(struct peer *p, const char *mode, int port, const char *name)
 {
     char bin[PATH_MAX], portarg[16], line[256];
     int fds[2];
@@ -50,7 +55,10 @@ static inline void peer_start(struct peer *p, const char *mode, int port)
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         dup2(fds[1], 1);
-        execl(bin, bin, mode, portarg, (char *)NULL);
+        if (name)
+            execl(bin, bin, mode, portarg, "--name", name, (char *)NULL);
+        else
+            execl(bin, bin, mode, portarg, (char *)NULL);
         _exit(127);
     }
     close(fds[1]);
@@ -81,6 +89,21 @@ static inline void peer_start(struct peer *p, const char *mode, int port)
     p->port = got;
 }
 
+static inline void peer_start(struct peer *p, const char *mode, int port)
+{
+    peer_start_named(p, mode, port, NULL);
+}
+
+/* Kills the peer at once (SIGKILL): a backend that dies without a word. */
+static inline void peer_kill(struct peer *p)
+{
+    if (p->pid <= 0)
+        return;
+    kill(p->pid, SIGKILL);
+    waitpid(p->pid, NULL, 0);
+    p->pid = 0;
+}
+
 static inline void peer_stop(struct peer *p)
 {
     if (p->pid <= 0)
@@ -96,6 +119,30 @@ static inline void peer_stop(struct peer *p)
     kill(p->pid, SIGKILL);
     waitpid(p->pid, NULL, 0);
     p->pid = 0;
+}
+
+/* Starts the peer (mode "--http" or "--ws", any port), then the daemon with
+ * workers workers and, as extra config, head followed by a backends section
+ * of one backend at the peer: "h" (transport http, /mcp) or "w" (transport
+ * websocket, /), with tail as its further keys (lines indented by four). */
+static inline void peer_gateway_start(struct peer *p, const char *mode, struct mb_test_daemon **gw,
+                                      int workers, const char *head, const char *tail)
+{
+    char extra[2048];
+    bool ws = strcmp(mode, "--ws") == 0;
+    peer_start(p, mode, 0);
+    int n = snprintf(extra, sizeof(extra),
+                     "%s"
+                     "backends:\n"
+                     "  - name: %s\n"
+                     "    transport: %s\n"
+                     "    endpoints: [{url: \"%s://127.0.0.1:%d%s\"}]\n"
+                     "%s",
+                     head ? head : "", ws ? "w" : "h", ws ? "websocket" : "http",
+                     ws ? "ws" : "http", p->port, ws ? "/" : "/mcp", tail ? tail : "");
+    cr_assert(n > 0 && (size_t)n < sizeof(extra), "extra config too long");
+    struct mb_test_conf conf = {.workers = workers, .extra = extra};
+    mb_test_must_start(gw, &conf);
 }
 
 /* Established TCP connections whose local port is the peer's. */
