@@ -25,13 +25,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/unit/testserver/ts_child.h"
+
 static pid_t child = -1;
 static int port;
-
-static void on_term(struct ev_loop *loop, ev_signal *w, int revents)
-{
-    ev_break(loop, EVBREAK_ALL);
-}
 
 static void serve(int fd)
 {
@@ -44,7 +41,7 @@ static void serve(int fd)
         _exit(3);
     dprintf(fd, "%d\n", mb_tshttp_port(h));
     close(fd);
-    ev_signal_init(&term, on_term, SIGTERM);
+    ev_signal_init(&term, ts_child_on_term, SIGTERM);
     ev_signal_start(loop, &term);
     ev_run(loop, 0);
     mb_tshttp_free(&h);
@@ -54,52 +51,21 @@ static void serve(int fd)
 
 static void start_server(void)
 {
-    int p[2];
-    char buf[32] = "";
-    cr_assert_eq(pipe(p), 0);
-    child = fork();
-    cr_assert_neq(child, -1);
-    if (child == 0) {
-        close(p[0]);
-        serve(p[1]);
-    }
-    close(p[1]);
-    struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-    cr_assert_eq(poll(&pfd, 1, 5000), 1, "the server reports its port within 5 s");
-    cr_assert_gt(read(p[0], buf, sizeof(buf) - 1), 0);
-    close(p[0]);
+    char buf[32];
+    child = ts_child_start(serve, buf, sizeof(buf));
     cr_assert_eq(sscanf(buf, "%d", &port), 1, "port line: %s", buf);
 }
 
 static void stop_server(void)
 {
-    int st = 0;
-    if (child <= 0)
-        return;
-    kill(child, SIGTERM);
-    for (int i = 0; i < 500 && waitpid(child, &st, WNOHANG) == 0; i++)
-        usleep(10000);
-    if (waitpid(child, &st, WNOHANG) == 0) {
-        kill(child, SIGKILL);
-        waitpid(child, &st, 0);
-        cr_expect_fail("the server did not stop on SIGTERM within 5 s");
-    }
-    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the server exits 0 on SIGTERM");
-    child = -1;
+    ts_child_stop(&child);
 }
 
 TestSuite(tshttp, .init = start_server, .fini = stop_server, .timeout = 30);
 
 static int dial(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    struct timeval tv = {.tv_sec = 5};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_neq(fd, -1);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    return fd;
+    return ts_child_dial(port);
 }
 
 static void send_all(int fd, const char *p, size_t n)

@@ -22,13 +22,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/unit/testserver/ts_child.h"
+
 static pid_t child = -1;
 static int http_port, ws_port;
-
-static void on_term(struct ev_loop *loop, ev_signal *w, int revents)
-{
-    ev_break(loop, EVBREAK_ALL);
-}
 
 static void serve(int fd)
 {
@@ -42,7 +39,7 @@ static void serve(int fd)
         _exit(3);
     dprintf(fd, "%d %d\n", mb_tsnet_http_port(net), mb_tsnet_ws_port(net));
     close(fd);
-    ev_signal_init(&term, on_term, SIGTERM);
+    ev_signal_init(&term, ts_child_on_term, SIGTERM);
     ev_signal_start(loop, &term);
     ev_run(loop, 0);
     mb_tsnet_free(&net);
@@ -52,54 +49,18 @@ static void serve(int fd)
 
 static void start_server(void)
 {
-    int p[2];
-    char buf[64] = "";
-    cr_assert_eq(pipe(p), 0);
-    child = fork();
-    cr_assert_neq(child, -1);
-    if (child == 0) {
-        close(p[0]);
-        serve(p[1]);
-    }
-    close(p[1]);
-    struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-    cr_assert_eq(poll(&pfd, 1, 5000), 1, "the server reports its ports within 5 s");
-    cr_assert_gt(read(p[0], buf, sizeof(buf) - 1), 0);
-    close(p[0]);
+    char buf[64];
+    child = ts_child_start(serve, buf, sizeof(buf));
     cr_assert_eq(sscanf(buf, "%d %d", &http_port, &ws_port), 2, "ports line: %s", buf);
     cr_assert(http_port > 0 && ws_port > 0 && http_port != ws_port);
 }
 
 static void stop_server(void)
 {
-    int st = 0;
-    if (child <= 0)
-        return;
-    kill(child, SIGTERM);
-    for (int i = 0; i < 500 && waitpid(child, &st, WNOHANG) == 0; i++)
-        usleep(10000);
-    if (waitpid(child, &st, WNOHANG) == 0) {
-        kill(child, SIGKILL);
-        waitpid(child, &st, 0);
-        cr_expect_fail("the server did not stop on SIGTERM within 5 s");
-    }
-    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the server exits 0 on SIGTERM");
-    child = -1;
+    ts_child_stop(&child);
 }
 
 TestSuite(tsnet, .init = start_server, .fini = stop_server, .timeout = 30);
-
-static int dial(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    struct timeval tv = {.tv_sec = 5};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_neq(fd, -1);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    return fd;
-}
 
 static void send_all(int fd, const void *p, size_t n)
 {
@@ -118,7 +79,7 @@ static void http(struct resp *r, const char *method, const char *path, const cha
 {
     static char buf[sizeof(r->head) + sizeof(r->body)];
     char req[8192];
-    int fd = dial(http_port);
+    int fd = ts_child_dial(http_port);
     int n = snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s", method, path,
                      extra ? extra : "");
     if (body != NULL)
@@ -269,7 +230,7 @@ Test(tsnet, http_progress_streams_as_sse_when_accepted)
 
 static int ws_open(const char *protocol_line, char *head, size_t cap)
 {
-    int fd = dial(ws_port);
+    int fd = ts_child_dial(ws_port);
     char req[512];
     int n = snprintf(req, sizeof(req),
                      "GET /any/path HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
@@ -394,7 +355,7 @@ Test(tsnet, http_pipelined_posts_are_both_answered)
     char two[2048];
     memcpy(two, one, (size_t)n);
     memcpy(two + n, one, (size_t)n);
-    int fd = dial(http_port);
+    int fd = ts_child_dial(http_port);
     send_all(fd, two, 2 * (size_t)n);
     size_t have = 0;
     int responses = 0;
