@@ -10,94 +10,14 @@
  * returns; progress notifications over SSE reaching the caller; a bad
  * header config refused by -t.
  */
-#include <cjson/cJSON.h>
-#include <criterion/criterion.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "tests/integration/upstream_peer.h"
-#include "tests/support/daemon.h"
-#include "tests/support/testutil.h"
-#include "tests/support/ws_assert.h"
-#include "tests/support/wsclient.h"
-
-#define IO_MS 8000
-
-static struct mb_test_daemon *gw;
-static struct mb_wsclient *client;
-static struct peer srv;
-
-static void teardown(void)
-{
-    mb_wsclient_free(&client);
-    mb_test_daemon_free(&gw);
-    peer_stop(&srv);
-}
+#define UPSTREAM_MODE "--http"
+#include "tests/integration/upstream_fixture.h"
 
 #define UH_TEST(name) Test(upstream_http, name, .fini = teardown, .timeout = 60)
 
-static void start(const char *pool)
-{
-    peer_gateway_start(&srv, "--http", &gw, 1, pool,
-                       "    headers: {X-Backend-Token: secret}\n"
-                       "    request_timeout: 3s\n");
-    char err[256];
-    cr_assert_eq(mb_wsclient_connect(&client, gw->port, "/", NULL, IO_MS, err, sizeof(err)), 0,
-                 "%s", err);
-}
-
-static void finish(void)
-{
-    mb_wsclient_free(&client);
-    mb_test_must_finish_within(gw, 8000);
-}
-
-/* The next message, which must be the answer (no notification skipped). */
-static cJSON *recv_json(char **raw)
-{
-    return mb_test_ws_recv(client, false, IO_MS, raw);
-}
-
-static cJSON *call(const char *req, char **raw)
-{
-    return mb_test_ws_call(client, req, false, IO_MS, raw);
-}
-
-/* Calls echo with message and returns the reply (caller frees). */
-static cJSON *echo(int id, const char *message, char **raw)
-{
-    char req[512];
-    snprintf(req, sizeof(req),
-             "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"tools/call\",\"params\":{\"name\":"
-             "\"echo\",\"arguments\":{\"message\":\"%s\"}}}",
-             id, message);
-    return call(req, raw);
-}
-
-/* The backend's count of methods[name] or tools[name]. */
-static int counted(const char *section, const char *name)
-{
-    return mb_test_ws_counted(client, "counter", section, name, false, IO_MS);
-}
-
 UH_TEST(tools_list_and_call)
 {
-    start(NULL);
-    char *raw = NULL;
-    cJSON *j = call("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}", &raw);
-    cr_assert(mb_test_has_tool(j, "echo"), "echo not listed: %s", raw);
-    free(raw);
-    cJSON_Delete(j);
-
-    j = echo(2, "over http", &raw);
-    cr_assert_str_eq(mb_test_text_of(j) ? mb_test_text_of(j) : "", "over http", "%s", raw);
-    free(raw);
-    cJSON_Delete(j);
-    cr_expect_eq(counted("tools", "echo"), 1);
-    /* One handshake for the whole worker, not one per call. */
-    cr_expect_eq(counted("methods", "initialize"), 1);
-    finish();
+    list_and_call("over http");
 }
 
 /* Sends n sleeps of ms at once, counts the peer's connections while they
