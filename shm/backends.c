@@ -5,8 +5,11 @@
  * shared count, so the master can take back exactly a dead worker's part
  * (atomic AND of its bit) without knowing what it had; the gauges are
  * per-worker cells with a single writer for the same reason (and so an
- * update is a plain store, not a locked instruction). Request outcomes and
- * the EWMA are shared words every worker updates atomically: a counter
+ * update is a plain store, not a locked instruction). Request outcomes, the
+ * request matrix by method and status, and the EWMA are shared words every
+ * worker updates atomically (a backend's requests are spread over all
+ * workers, and a per-worker matrix would cost 1 KiB per worker per
+ * backend): a counter
  * never needs repair, and a half-finished CAS loop leaves the previous
  * value, which is a valid EWMA.
  */
@@ -17,7 +20,13 @@
 
 #include "common/errors.h"
 #include "common/time.h"
+#include "shm/counters.h"
 #include "shm/shm.h"
+
+_Static_assert(MB_SHM_BACKEND_METHODS == MB_METHOD__COUNT,
+               "the backend request matrix has the per-row matrix's methods");
+_Static_assert(MB_SHM_BACKEND_REQ_STATUSES == MB_REQ__COUNT,
+               "the backend request matrix has the per-row matrix's statuses");
 
 #define CLAIM_WAIT_SPINS 100000 /* sched_yield rounds before a claim is presumed dead */
 #define EWMA_SHIFT       3      /* alpha = 1/8 */
@@ -27,20 +36,34 @@ static uint32_t mask_words(uint32_t nworkers)
     return (nworkers + 63) / 64;
 }
 
+/* Bytes up to the end of the cells: what a minor-2 record holds (and where
+ * the request matrix starts). */
+static uint64_t base_size(uint32_t worker_capacity)
+{
+    return sizeof(struct mb_shm_backend) + (uint64_t)mask_words(worker_capacity) * 8 +
+           (uint64_t)worker_capacity * sizeof(struct mb_shm_backend_cell);
+}
+
+static uint64_t align64(uint64_t n)
+{
+    return (n + MB_SHM_ALIGN - 1) & ~(uint64_t)(MB_SHM_ALIGN - 1);
+}
+
 uint32_t mb_bstats_entry_size(uint32_t worker_capacity)
 {
-    uint64_t n = sizeof(struct mb_shm_backend) + (uint64_t)mask_words(worker_capacity) * 8 +
-                 (uint64_t)worker_capacity * sizeof(struct mb_shm_backend_cell);
-    return (uint32_t)((n + MB_SHM_ALIGN - 1) & ~(uint64_t)(MB_SHM_ALIGN - 1));
+    return (uint32_t)align64(base_size(worker_capacity) + sizeof(struct mb_shm_backend_methods));
 }
 
 int mb_bstats_open(const struct mb_shm *shm, struct mb_bstats *v)
 {
     memset(v, 0, sizeof(*v));
     const struct mb_shm_section *s = mb_shm_section_find(shm, MB_SHM_SEC_BACKENDS);
-    if (s == NULL || s->items == 0 || s->entry_size < mb_bstats_entry_size(s->items) ||
+    /* A region of minor 2 has records without the request matrix: still
+     * readable, the matrix is just absent. */
+    if (s == NULL || s->items == 0 || s->entry_size < align64(base_size(s->items)) ||
         s->count > UINT32_MAX)
         return MB_ERR;
+    v->has_methods = s->entry_size >= base_size(s->items) + sizeof(struct mb_shm_backend_methods);
     v->base = (char *)shm->base + s->offset;
     v->count = (uint32_t)s->count;
     v->stride = s->entry_size;
@@ -62,6 +85,12 @@ static uint64_t *mask_of(struct mb_shm_backend *r)
 static struct mb_shm_backend_cell *cells_of(const struct mb_bstats *v, struct mb_shm_backend *r)
 {
     return (struct mb_shm_backend_cell *)(mask_of(r) + v->mask_words);
+}
+
+static struct mb_shm_backend_methods *methods_of(const struct mb_bstats *v,
+                                                 struct mb_shm_backend *r)
+{
+    return (struct mb_shm_backend_methods *)(cells_of(v, r) + v->nworkers);
 }
 
 static bool valid(const struct mb_bstats *v, int rec)
@@ -160,6 +189,15 @@ void mb_bstats_outcome(const struct mb_bstats *v, int rec, enum mb_bstats_status
                                           __ATOMIC_RELAXED));
 }
 
+bool mb_bstats_request(const struct mb_bstats *v, int rec, unsigned method, unsigned status)
+{
+    if (!valid(v, rec) || !v->has_methods || method >= MB_SHM_BACKEND_METHODS ||
+        status >= MB_SHM_BACKEND_REQ_STATUSES)
+        return false;
+    __atomic_fetch_add(&methods_of(v, rec_at(v, rec))->n[method][status], 1, __ATOMIC_RELAXED);
+    return true;
+}
+
 void mb_bstats_gauge_add(const struct mb_bstats *v, int rec, uint32_t worker,
                          enum mb_bstats_gauge g, int64_t delta)
 {
@@ -253,6 +291,36 @@ size_t mb_bstats_snapshot(const struct mb_bstats *v, struct mb_bstats_snap *out,
             n++;
         }
         add_record(v, r, &out[k]);
+    }
+    return n;
+}
+
+size_t mb_bstats_methods_snapshot(const struct mb_bstats *v, struct mb_bstats_methods *out,
+                                  size_t max)
+{
+    size_t n = 0;
+    if (v == NULL || v->base == NULL || !v->has_methods)
+        return 0;
+    for (uint32_t i = 0; i < v->count; i++) {
+        struct mb_shm_backend *r = rec_at(v, (int)i);
+        if (__atomic_load_n(&r->state, __ATOMIC_ACQUIRE) != MB_SHM_BACKEND_PUBLISHED)
+            continue;
+        size_t k = 0;
+        for (; k < n; k++)
+            if (strncmp(out[k].name, r->name, MB_SHM_BACKEND_NAME) == 0)
+                break;
+        if (k == n) {
+            if (n == max)
+                continue;
+            memset(&out[n], 0, sizeof(out[n]));
+            memcpy(out[n].name, r->name, sizeof(out[n].name));
+            out[n].name[sizeof(out[n].name) - 1] = '\0';
+            n++;
+        }
+        const struct mb_shm_backend_methods *m = methods_of(v, r);
+        for (int a = 0; a < MB_SHM_BACKEND_METHODS; a++)
+            for (int b = 0; b < MB_SHM_BACKEND_REQ_STATUSES; b++)
+                out[k].n[a][b] += __atomic_load_n(&m->n[a][b], __ATOMIC_RELAXED);
     }
     return n;
 }

@@ -4,6 +4,9 @@
  * worker records have it ready), request outcomes, EWMA latency, and
  * per-worker gauges (in flight, pool connections). Workers write; the master
  * repairs a dead worker's part on reap; /metrics and mcp-bridge-shm read.
+ * Each record also counts the client requests its backend answered, by
+ * method and outcome (the backend="<name>" rows of
+ * mcp_gateway_requests_total).
  *
  * No function here blocks or takes a lock except mb_bstats_claim, which may
  * wait a bounded time for another process finishing a claim.
@@ -35,6 +38,7 @@ struct mb_bstats {
     uint32_t stride;     /* bytes per record */
     uint32_t nworkers;   /* worker records: bits in the mask, cells */
     uint32_t mask_words; /* uint64_t words of the up mask */
+    bool has_methods;    /* records carry the request matrix (minor >= 3) */
 };
 
 /* A record read out, summed over duplicates (see layout.h §7). */
@@ -46,6 +50,13 @@ struct mb_bstats_snap {
     uint64_t latency_us;
     uint64_t in_flight, conns_active, conns_idle;
     uint64_t changed_ms;
+};
+
+/* Client requests of one backend name by method and outcome, summed over
+ * its records (mb_bstats_methods_snapshot). */
+struct mb_bstats_methods {
+    char name[MB_SHM_BACKEND_NAME];
+    uint64_t n[MB_SHM_BACKEND_METHODS][MB_SHM_BACKEND_REQ_STATUSES];
 };
 
 /* Bytes of one record for a worker table of worker_capacity records. */
@@ -66,6 +77,11 @@ void mb_bstats_set_up(const struct mb_bstats *v, int rec, uint32_t worker, bool 
  * the backend answered (ok, error) and latency_us > 0. */
 void mb_bstats_outcome(const struct mb_bstats *v, int rec, enum mb_bstats_status st,
                        uint64_t latency_us);
+/* Any worker: one client request answered by record rec's backend, with
+ * method (enum mb_method) and status (enum mb_req_status). Returns false,
+ * counting nothing, when rec is invalid, the indices are out of range, or
+ * the region's records have no request matrix. */
+bool mb_bstats_request(const struct mb_bstats *v, int rec, unsigned method, unsigned status);
 /* Worker: its own gauge cell += delta. */
 void mb_bstats_gauge_add(const struct mb_bstats *v, int rec, uint32_t worker,
                          enum mb_bstats_gauge g, int64_t delta);
@@ -78,6 +94,12 @@ void mb_shm_backends_repair(struct mb_shm *shm, uint32_t worker);
 /* Readers: published records, summed by (name, endpoint), in record order,
  * at most max; returns how many were written. */
 size_t mb_bstats_snapshot(const struct mb_bstats *v, struct mb_bstats_snap *out, size_t max);
+
+/* Readers: the request matrices of published records, summed by name (an
+ * endpoint change leaves a backend two records), in record order, at most
+ * max; returns how many were written (0 without the matrix). */
+size_t mb_bstats_methods_snapshot(const struct mb_bstats *v, struct mb_bstats_methods *out,
+                                  size_t max);
 
 /* "ok", "error", "timeout", "unavailable". */
 const char *mb_bstats_status_name(int st);

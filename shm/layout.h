@@ -179,8 +179,8 @@
  *
  * 7. BACKEND STATS (type 6; count = records, fixed for the region's life;
  *    items = worker_capacity; entry_size = sizeof(struct mb_shm_backend)
- *    + the up mask + items per-worker cells, rounded up to 64; absent in a
- *    region of minor 1)
+ *    + the up mask + items per-worker cells + (from minor 3) the request
+ *    matrix, rounded up to 64; absent in a region of minor 1)
  *
  *   One record per configured backend (a stdio backend is one endpoint; a
  *   backend with several URLs is one record whose endpoint label lists them
@@ -209,6 +209,17 @@
  *                    only by the worker in that record (relaxed load +
  *                    store); zeroed by the master on reap (gauges die with
  *                    the process). A reader sums the cells.
+ *     methods        (minor 3) struct mb_shm_backend_methods: client
+ *                    requests this backend answered (or failed), by method
+ *                    and outcome — the index sets of the per-row request
+ *                    matrix of §3 (shm/counters.h MB_METHODS,
+ *                    MB_REQ_STATUSES), method-major. Atomic add: every
+ *                    worker writes, nothing is ever repaired. A request is
+ *                    counted either here or in its worker's row, never in
+ *                    both, so the two sum to all answered requests. It sits
+ *                    after the cells so a minor-2 reader, which finds the
+ *                    mask and cells at the same offsets, just ignores it; a
+ *                    reader knows it is there when entry_size holds it.
  *
  *   Claiming (worker, at start, by name): scan the records in order; a
  *   published record with the same name and endpoint is the backend's; a
@@ -230,7 +241,7 @@
 
 #define MB_SHM_MAGIC        0x4d42524447534d31ull /* "MBRDGSM1" */
 #define MB_SHM_LAYOUT_MAJOR 1
-#define MB_SHM_LAYOUT_MINOR 2
+#define MB_SHM_LAYOUT_MINOR 3
 
 #define MB_SHM_ALIGN        64 /* every section starts on a cache line */
 #define MB_SHM_MAX_SECTIONS 16
@@ -385,7 +396,8 @@ struct mb_shm_backend {
     uint64_t _pad0;
     char name[MB_SHM_BACKEND_NAME];
     char endpoint[MB_SHM_BACKEND_ENDPOINT];
-    /* uint64_t up[(items + 63) / 64]; struct mb_shm_backend_cell cells[items]; */
+    /* uint64_t up[(items + 63) / 64]; struct mb_shm_backend_cell cells[items];
+     * struct mb_shm_backend_methods methods; (minor 3) */
 };
 _Static_assert(sizeof(struct mb_shm_backend) == 320, "backend record fixed part");
 _Static_assert(offsetof(struct mb_shm_backend, name) == 64, "backend record layout");
@@ -397,5 +409,17 @@ struct mb_shm_backend_cell {
     uint32_t _pad0;
 };
 _Static_assert(sizeof(struct mb_shm_backend_cell) == 16, "backend cell");
+
+/* Requests by method and outcome (§7, minor 3); the sizes are those of
+ * shm/counters.h's enums (checked in shm/backends.c). */
+#define MB_SHM_BACKEND_METHODS      16
+#define MB_SHM_BACKEND_REQ_STATUSES 8
+struct mb_shm_backend_methods {
+    uint64_t n[MB_SHM_BACKEND_METHODS][MB_SHM_BACKEND_REQ_STATUSES]; /* atomic add */
+};
+_Static_assert(sizeof(struct mb_shm_backend_methods) == 1024, "backend request matrix");
+_Static_assert(sizeof(struct mb_shm_backend) % 8 == 0 &&
+                   sizeof(struct mb_shm_backend_cell) % 8 == 0,
+               "the request matrix after the cells is 8-byte aligned");
 
 #endif

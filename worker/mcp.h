@@ -86,6 +86,11 @@ struct mb_mcp_outcome {
     char tool[128];       /* tools/call: params.name, truncated; else "" */
     const char *backend;  /* the backend whose answer this is (its configured name);
                              NULL when the gateway answered itself */
+    int backend_stat;     /* mcp_gateway_requests_total: 1 + the backend stats record
+                             (metrics_backends.h) of the backend that answered or
+                             failed the request; 0 counts it under backend="gateway"
+                             (answered by the gateway itself, including from the
+                             response cache even though backend names the source) */
 };
 
 void mb_mcp_session_init(struct mb_mcp_session *s);

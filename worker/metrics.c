@@ -12,14 +12,17 @@
  *   mcp_gateway_requests_total{method,backend,status}   request matrix; only
  *       combinations that happened are listed (a client picks the method,
  *       the label set stays bounded by shm/counters.h's MB_METHODS);
- *       backend is always "gateway": the matrix counts client requests at
- *       the gateway, whoever answered them (method x backend x status in
- *       every counter row would multiply the matrix by the backend count,
- *       and backend names are configuration, not counter ids). Per-backend
- *       numbers are mcp_gateway_backend_requests_total and
- *       mcp_gateway_backend_latency_seconds (metrics_backends.c, from the
- *       backend stats section), and the access log names each request's
- *       backend.
+ *       backend is the configured name of the backend that answered the
+ *       request or failed it (timeout, unavailable: outcome.backend_stat),
+ *       counted in that backend's record of the backend stats section
+ *       (method x status, shared by all workers: a backend dimension in
+ *       every per-worker row would multiply the rows by the backend count);
+ *       or "gateway" for what the gateway answered itself (initialize,
+ *       ping, merged lists, rate-limited and invalid requests, and answers
+ *       from the response cache), counted in the worker's row. Each request
+ *       is in exactly one of the two, so summing over backend gives every
+ *       answered request. A backend without a record (section full) counts
+ *       under "gateway".
  *   mcp_gateway_request_duration_seconds{method}        per-method histograms
  *   mcp_gateway_requests_in_flight                      REQUESTS_IN_FLIGHT
  *   mcp_gateway_connections_active{transport}           websocket, http, and
@@ -127,7 +130,12 @@ void mb_metrics_request_done(struct mb_worker *w, struct mb_conn *c,
     enum mb_method m = (enum mb_method)res->method;
     if ((unsigned)m >= MB_METHOD__COUNT)
         m = MB_METHOD_OTHER;
-    mb_worker_count(w, mb_counters_request_id(m, mb_counters_status_of(res->error)), 1);
+    enum mb_req_status st = mb_counters_status_of(res->error);
+    /* Exactly one of the two matrices: the backend's record (shared by all
+     * workers) when a backend answered or failed the request, else this
+     * worker's row (backend="gateway"). */
+    if (res->backend_stat <= 0 || !mb_metrics_backend_request(w, res->backend_stat - 1, m, st))
+        mb_worker_count(w, mb_counters_request_id(m, st), 1);
     mb_counters_observe(w->shm, w->index, mb_counters_method_hist(m), duration_ns);
     if (w->accesslog != NULL)
         mb_accesslog_request(w, c, res, bytes_in, bytes_out, duration_ns);
@@ -312,12 +320,13 @@ static int render_process(struct mb_shm *shm, struct mb_buf *b)
                "Start time of the master process since the epoch, in seconds.", start_s);
 }
 
-static int render_requests(const uint64_t *ctr, const struct mb_shm_hist *hist, struct mb_buf *b)
+static int render_requests(struct mb_shm *shm, const uint64_t *ctr, const struct mb_shm_hist *hist,
+                           struct mb_buf *b)
 {
     char labels[256];
     if (family(b, "mcp_gateway_requests_total", "counter",
-               "MCP requests answered, by method, backend and outcome (ok or the JSON-RPC "
-               "error class)."))
+               "MCP requests answered, by method, backend (the backend that answered or "
+               "failed it, or gateway) and outcome (ok or the JSON-RPC error class)."))
         return MB_ERR;
     for (int m = 0; m < MB_METHOD__COUNT; m++) {
         for (int s = 0; s < MB_REQ__COUNT; s++) {
@@ -331,6 +340,8 @@ static int render_requests(const uint64_t *ctr, const struct mb_shm_hist *hist, 
                 return MB_ERR;
         }
     }
+    if (mb_metrics_render_backend_requests(shm, b) != 0)
+        return MB_ERR;
     static const char *hname = "mcp_gateway_request_duration_seconds";
     if (family(b, hname, "histogram",
                "Time from a request's arrival to the gateway's answer, by method."))
@@ -471,7 +482,7 @@ int mb_metrics_render(struct mb_shm *shm, const struct mb_conf *conf, struct mb_
     uint64_t generation = __atomic_load_n(&shm->hdr->generation, __ATOMIC_ACQUIRE);
     mb_counters_snapshot(shm, ctr, MB_CTR__COUNT);
     mb_counters_hist_snapshot(shm, hist, MB_HIST__COUNT);
-    if (render_requests(ctr, hist, out) || render_connections(ctr, out) ||
+    if (render_requests(shm, ctr, hist, out) || render_connections(ctr, out) ||
         render_traffic(ctr, out) || render_ops(shm, conf, ctr, generation, out) ||
         mb_metrics_render_backends(shm, conf, ctr, out) || render_process(shm, out))
         return MB_ERR;

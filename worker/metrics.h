@@ -3,7 +3,9 @@
  * endpoint that exports it (issue 7).
  *
  * Counting. Every answered request goes through mb_metrics_request_done():
- * one counter of the request matrix (shm/counters.h: method x status), the
+ * one counter of a request matrix (method x status: the worker's row of
+ * shm/counters.h when the gateway answered, the answering backend's record
+ * of shm/backends.h otherwise), the
  * method's latency histogram and, when configured, one access-log line
  * (worker/accesslog.h). A request the gateway answers while handling the
  * message is counted by ws.c right after the reply is built; a request the

@@ -8,6 +8,8 @@
  * older layout) leaves every call a no-op.
  *
  * Families exported (all from shm, so any worker gives the same answer):
+ *   mcp_gateway_requests_total{method,backend,status}: the backend="<name>"
+ *       rows (metrics.c writes the family head and the "gateway" rows)
  *   mcp_gateway_backend_up{backend,endpoint}        1 while at least one
  *       worker has a ready upstream to it
  *   mcp_gateway_backend_requests_total{backend,endpoint,status}  ok, error,
@@ -141,6 +143,11 @@ int mb_metrics_backend_outcome(bool is_error, int gateway_code)
     if (is_error || gateway_code != 0)
         return MB_BSTATS_ERROR + 1;
     return MB_BSTATS_OK + 1;
+}
+
+bool mb_metrics_backend_request(struct mb_worker *w, int rec, int method, int status)
+{
+    return mb_bstats_request(view_of(w->shm), rec, (unsigned)method, (unsigned)status);
 }
 
 void mb_metrics_backend_conns(struct mb_worker *w, int rec, int64_t d_active, int64_t d_idle)
@@ -328,6 +335,33 @@ int mb_metrics_render_backends(struct mb_shm *shm, const struct mb_conf *conf, c
         return -1;
     size_t n = mb_bstats_snapshot(&v, s, MAX_ROWS);
     int rc = n > 0 ? render_rows(conf, s, n, out) : 0;
+    free(s);
+    return rc;
+}
+
+int mb_metrics_render_backend_requests(struct mb_shm *shm, struct mb_buf *out)
+{
+    struct mb_bstats v;
+    if (mb_bstats_open(shm, &v) != 0 || !v.has_methods || v.count == 0)
+        return 0;
+    struct mb_bstats_methods *s = calloc(v.count, sizeof(*s));
+    if (s == NULL)
+        return -1;
+    size_t n = mb_bstats_methods_snapshot(&v, s, v.count);
+    char be[2 * MB_SHM_BACKEND_NAME];
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        esc(be, sizeof(be), s[i].name);
+        for (int m = 0; m < MB_METHOD__COUNT && rc == 0; m++)
+            for (int k = 0; k < MB_REQ__COUNT && rc == 0; k++)
+                if (s[i].n[m][k] != 0)
+                    rc = line(out,
+                              "mcp_gateway_requests_total{method=\"%s\",backend=\"%s\","
+                              "status=\"%s\"} %llu\n",
+                              mb_counters_method_name((enum mb_method)m), be,
+                              mb_counters_status_name((enum mb_req_status)k),
+                              (unsigned long long)s[i].n[m][k]);
+    }
     free(s);
     return rc;
 }

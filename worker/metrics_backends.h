@@ -39,6 +39,15 @@ void mb_metrics_backend_done(struct mb_worker *w, int rec, bool sent, uint64_t s
 /* The outcome for a response (is_error: it carried "error") or for a
  * gateway error code (-32001 timeout, -32010 unavailable, others error). */
 int mb_metrics_backend_outcome(bool is_error, int gateway_code);
+/* A client request answered (or failed) by rec's backend, for
+ * mcp_gateway_requests_total{backend="<name>"}: method enum mb_method,
+ * status enum mb_req_status. false when not counted (no record, or a
+ * region without the request matrix): the caller counts it as the
+ * gateway's. */
+bool mb_metrics_backend_request(struct mb_worker *w, int rec, int method, int status);
+/* /metrics: the backend="<name>" rows of mcp_gateway_requests_total (the
+ * family's HELP and TYPE are the caller's), zero rows left out. */
+int mb_metrics_render_backend_requests(struct mb_shm *shm, struct mb_buf *out);
 /* Pool connections of rec in this worker: active and idle deltas. */
 void mb_metrics_backend_conns(struct mb_worker *w, int rec, int64_t d_active, int64_t d_idle);
 /* upstream_http.c: a pool connection of u moved from state `from` to `to`

@@ -242,10 +242,11 @@ static void acct_start(struct mb_router *r, struct acct *a, struct mb_conn *c, s
 }
 
 /* The request is over: answered with bytes_out bytes queued to c (counted,
- * error = its JSON-RPC error code or 0, backend = who answered or NULL for
- * the gateway), or abandoned (answered false: only the gauge moves). */
+ * error = its JSON-RPC error code or 0, b = the backend that answered or
+ * failed it, NULL for the gateway), or abandoned (answered false: only the
+ * gauge moves). */
 static void acct_end(struct mb_router *r, struct acct *a, struct mb_conn *c, bool answered,
-                     size_t bytes_out, int error, const char *backend)
+                     size_t bytes_out, int error, const struct backend *b)
 {
     if (!a->on)
         return;
@@ -262,7 +263,8 @@ static void acct_end(struct mb_router *r, struct acct *a, struct mb_conn *c, boo
         snprintf(res.method_name, sizeof(res.method_name), "%s",
                  mb_counters_method_name((enum mb_method)a->method));
         snprintf(res.tool, sizeof(res.tool), "%s", a->tool ? a->tool : "");
-        res.backend = backend;
+        res.backend = b ? b->conf->name : NULL;
+        res.backend_stat = b ? b->bstat + 1 : 0; /* bstat -1: no record, "gateway" */
         mb_counters_observe(w->shm, w->index, MB_HIST_REQUEST_DURATION, ns);
         mb_metrics_request_done(w, c, &res, a->bytes_in, bytes_out, ns);
     }
@@ -272,10 +274,10 @@ static void acct_end(struct mb_router *r, struct acct *a, struct mb_conn *c, boo
 
 /* Queues the reply msg of a request to its client and accounts for it. */
 static void answer(struct mb_router *r, struct mb_conn *c, struct acct *a, const char *msg,
-                   size_t len, int error, const char *backend)
+                   size_t len, int error, const struct backend *b)
 {
     bool queued = send_to_client(c, msg, len);
-    acct_end(r, a, c, queued, len, error, backend);
+    acct_end(r, a, c, queued, len, error, b);
 }
 
 /* A resources/read result with every contents[].uri made "<backend>+<uri>"
@@ -468,7 +470,7 @@ static void pending_fail(struct mb_pending *p, int code, const char *msg, const 
             mb_buf_reset(o);
             if (mb_jsonrpc_write_error_data(o, p->cid, p->cid_len, code, msg, data.data,
                                             data.len) == 0)
-                answer(b->r, p->client, &p->acct, o->data, o->len, code, b->conf->name);
+                answer(b->r, p->client, &p->acct, o->data, o->len, code, b);
         }
         break;
     case P_PART:
@@ -755,7 +757,7 @@ static void flight_complete(struct mb_router *r, struct mb_flight *fl, const cha
             mb_buf_reset(o);
             if (p->client && mb_jsonrpc_write_result(o, p->cid, p->cid_len, pv ? pv : value,
                                                      pv ? strlen(pv) : len) == 0)
-                answer(r, p->client, &p->acct, o->data, o->len, 0, p->b->conf->name);
+                answer(r, p->client, &p->acct, o->data, o->len, 0, p->b);
             free(pv);
             pending_free(p);
         }
@@ -1000,7 +1002,8 @@ static int resp_lookup(struct mb_router *r, struct mb_conn *c, const struct mb_j
         (plan->private_ok && cache_lookup(r, rc, plan->kpriv) == 0)) {
         char *pv = !call && r->prefix ? prefix_contents(b, r->cval.data, r->cval.len) : NULL;
         res->replied = true;
-        res->backend = b->conf->name;
+        res->backend = b->conf->name; /* the access log names the source; */
+        res->backend_stat = 0;        /* metrics: answered by the gateway (from its cache) */
         int wrc = mb_jsonrpc_write_result(out, m->id, m->id_len, pv ? pv : r->cval.data,
                                           pv ? strlen(pv) : r->cval.len);
         free(pv);
@@ -1340,7 +1343,7 @@ static void forward_response(struct mb_pending *p, const char *msg, size_t len,
     }
     mb_buf_reset(o);
     if (p->client && mb_json_splice(o, msg, len, e, ne) == 0)
-        answer(p->b->r, p->client, &p->acct, o->data, o->len, code, p->b->conf->name);
+        answer(p->b->r, p->client, &p->acct, o->data, o->len, code, p->b);
     free(pv);
     pending_free(p);
 }

@@ -4,7 +4,9 @@
  * checked by `promtool check metrics`, request counters that move with
  * requests made on connections spread over both workers and that equal the
  * counters of `mcp-bridge-shm --json`, whichever worker answers the scrape,
- * per-method histograms, connection gauges, and reloads counted ok/failed.
+ * per-method histograms, connection gauges, reloads counted ok/failed, and
+ * the backend label of mcp_gateway_requests_total: the backend that answered
+ * a request, or "gateway" for what the gateway answered itself.
  */
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
@@ -59,6 +61,27 @@ static double sample_in(const char *text, const char *name, const char *labels)
         snprintf(key, sizeof(key), "\n%s ", name);
     const char *p = strstr(text, key);
     return p ? strtod(p + strlen(key), NULL) : -1;
+}
+
+/* The sum of the samples of family name in text whose labels contain
+ * `with` (NULL: all of them). */
+static double family_sum(const char *text, const char *name, const char *with)
+{
+    char key[256];
+    snprintf(key, sizeof(key), "\n%s{", name);
+    double sum = 0;
+    for (const char *p = strstr(text, key); p != NULL; p = strstr(p + 1, key)) {
+        const char *end = strchr(p + strlen(key), '}');
+        cr_assert_not_null(end, "unterminated labels in %s", text);
+        size_t n = (size_t)(end - p);
+        char line[512];
+        cr_assert_lt(n, sizeof(line));
+        memcpy(line, p, n);
+        line[n] = '\0';
+        if (with == NULL || strstr(line, with) != NULL)
+            sum += strtod(end + 1, NULL);
+    }
+    return sum;
 }
 
 static double scrape(const char *name, const char *labels)
@@ -201,6 +224,11 @@ METRICS_TEST(counters_move_on_every_worker_and_match_the_dump)
         cr_expect_eq(
             sample_in(body, "mcp_gateway_request_duration_seconds_count", "method=\"ping\""),
             2 * NCONN);
+        /* No backend configured: every request is the gateway's. */
+        cr_expect_eq(family_sum(body, "mcp_gateway_requests_total", NULL), 3 * NCONN + 3, "%s",
+                     body);
+        cr_expect_eq(family_sum(body, "mcp_gateway_requests_total", "backend=\"gateway\""),
+                     3 * NCONN + 3, "%s", body);
         cr_expect_eq(sample_in(body, "mcp_gateway_request_duration_seconds_bucket",
                                "method=\"ping\",le=\"+Inf\""),
                      2 * NCONN);
@@ -288,8 +316,10 @@ METRICS_TEST(reloads_are_counted_ok_and_failed)
 }
 
 /* Requests answered later by a backend (the test server over stdio): counted
- * in the matrix and the per-method histogram when the reply is queued, and
- * in requests_in_flight while they wait at the backend. */
+ * in the matrix under the backend's name (its record in shm, not the
+ * worker's row) and in the per-method histogram when the reply is queued,
+ * and in requests_in_flight while they wait at the backend. What the gateway
+ * answers itself (initialize, the merged lists) stays under "gateway". */
 METRICS_TEST(backend_requests_are_counted_and_in_flight)
 {
     char srv[PATH_MAX], extra[PATH_MAX + 256], err[256];
@@ -328,11 +358,27 @@ METRICS_TEST(backend_requests_are_counted_and_in_flight)
     cr_assert(strstr(m.data, "slept 1500 ms") != NULL, "%s", m.data);
     cr_expect_eq(scrape("mcp_gateway_requests_in_flight", NULL), 0, "%s", body);
 
-    const char *ok = "method=\"tools/call\",backend=\"gateway\",status=\"ok\"";
+    const char *ok = "method=\"tools/call\",backend=\"solo\",status=\"ok\"";
     cr_expect_eq(sample_in(body, "mcp_gateway_requests_total", ok), 2, "%s", body);
     cr_expect_eq(sample_in(body, "mcp_gateway_requests_total",
-                           "method=\"tools/call\",backend=\"gateway\",status=\"invalid_params\""),
+                           "method=\"tools/call\",backend=\"solo\",status=\"invalid_params\""),
                  1, "%s", body);
+    /* Not also under "gateway": absent, not even a zero row. */
+    cr_expect_eq(sample_in(body, "mcp_gateway_requests_total",
+                           "method=\"tools/call\",backend=\"gateway\",status=\"ok\""),
+                 -1, "%s", body);
+    cr_expect_eq(sample_in(body, "mcp_gateway_requests_total",
+                           "method=\"tools/call\",backend=\"gateway\",status=\"invalid_params\""),
+                 -1, "%s", body);
+    /* Every answered request once: 1 initialize, 3 calls, 2 lists. */
+    cr_expect_eq(family_sum(body, "mcp_gateway_requests_total", NULL), 6, "%s", body);
+    cr_expect_eq(family_sum(body, "mcp_gateway_requests_total", "backend=\"solo\""), 3, "%s", body);
+    cr_expect_eq(family_sum(body, "mcp_gateway_requests_total", "backend=\"gateway\""), 3, "%s",
+                 body);
+    /* HELP and TYPE once for the family, whichever matrix a row is from. */
+    const char *head = strstr(body, "# TYPE mcp_gateway_requests_total ");
+    cr_assert_not_null(head);
+    cr_expect_null(strstr(head + 1, "# TYPE mcp_gateway_requests_total "), "%s", body);
     cr_expect_eq(sample_in(body, "mcp_gateway_requests_total",
                            "method=\"tools/list\",backend=\"gateway\",status=\"ok\""),
                  1, "%s", body);
@@ -350,7 +396,9 @@ METRICS_TEST(backend_requests_are_counted_and_in_flight)
         sample_in(body, "mcp_gateway_request_duration_seconds_sum", "method=\"tools/call\""), 1.5,
         "%s", body);
     cJSON *dump = ops_shm_json(gw);
-    cr_expect_eq(ops_shm_counter(dump, "requests.tools/call.ok"), 2);
+    /* The worker's row has none of the backend's answers. */
+    cr_expect_eq(ops_shm_counter(dump, "requests.tools/call.ok"), 0);
+    cr_expect_eq(ops_shm_counter(dump, "requests.initialize.ok"), 1);
     cr_expect_eq(ops_shm_counter(dump, "requests_in_flight"), 0);
     cJSON_Delete(dump);
 
@@ -370,6 +418,7 @@ METRICS_TEST(backend_requests_are_counted_and_in_flight)
         mb_test_sleep_ms(50);
     cr_expect_eq(sample_in(body, "mcp_gateway_requests_in_flight", NULL), 0, "%s", body);
     cr_expect_eq(sample_in(body, "mcp_gateway_requests_total", ok), 2, "%s", body);
+    cr_expect_eq(family_sum(body, "mcp_gateway_requests_total", NULL), 6, "%s", body);
 
     /* promtool still accepts the exposition with these series. */
     if (system("command -v promtool >/dev/null 2>&1") == 0) {

@@ -2,7 +2,8 @@
  * tests/unit/shm/test_backends.c — the backend stats section (shm/backends.h,
  * layout.h §7): claiming records by name, the up mask and its repair when the
  * master reaps a worker, request outcomes and the EWMA, per-worker gauges,
- * and records claimed by several processes at once ending on one record.
+ * records claimed by several processes at once ending on one record, and
+ * the per-record request matrix by method and status.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -231,6 +232,59 @@ Test(bstats, concurrent_claims_and_counts)
     cr_expect(x->latency_us >= 10 && x->latency_us <= 16, "EWMA %llu within the observed range",
               (unsigned long long)x->latency_us);
     cr_expect_eq(find(s, n, "y")->requests[MB_BSTATS_ERROR], (uint64_t)PROCS * N);
+    mb_shm_close(&shm);
+    unlink(path);
+}
+
+/* The request matrix (layout.h §7, minor 3): counted per record, summed by
+ * name over records (an endpoint change makes a second one), after the
+ * per-worker cells without overlapping them, bad indices refused. */
+Test(bstats, request_matrix_by_method_and_status)
+{
+    char path[128];
+    struct mb_shm *shm = make(path, sizeof(path), 70, 4);
+    struct mb_bstats v;
+    cr_assert_eq(mb_bstats_open(shm, &v), 0);
+    cr_expect(v.has_methods);
+    int a = mb_bstats_claim(&v, "alpha", "stdio:ts", 0);
+    int a2 = mb_bstats_claim(&v, "alpha", "stdio:other", 1);
+    int b = mb_bstats_claim(&v, "beta", "http://127.0.0.1:1/mcp", 1);
+    cr_assert(a >= 0 && a2 >= 0 && b >= 0);
+
+    /* The last worker's cells sit right before the matrix. */
+    mb_bstats_gauge_add(&v, a, 69, MB_BSTATS_CONNS_IDLE, 7);
+    cr_expect(mb_bstats_request(&v, a, 3, 0));
+    cr_expect(mb_bstats_request(&v, a, 3, 0));
+    cr_expect(mb_bstats_request(&v, a2, 3, 0));
+    cr_expect(mb_bstats_request(&v, a, 3, 4));
+    cr_expect(mb_bstats_request(&v, b, 15, 7));
+    cr_expect_not(mb_bstats_request(&v, a, MB_SHM_BACKEND_METHODS, 0));
+    cr_expect_not(mb_bstats_request(&v, a, 0, MB_SHM_BACKEND_REQ_STATUSES));
+    cr_expect_not(mb_bstats_request(&v, 4, 0, 0));
+    cr_expect_not(mb_bstats_request(&v, -1, 0, 0));
+
+    struct mb_bstats_methods m[4];
+    size_t n = mb_bstats_methods_snapshot(&v, m, 4);
+    cr_assert_eq(n, 2, "alpha's two records are one name");
+    cr_expect_str_eq(m[0].name, "alpha");
+    cr_expect_eq(m[0].n[3][0], 3);
+    cr_expect_eq(m[0].n[3][4], 1);
+    cr_expect_str_eq(m[1].name, "beta");
+    cr_expect_eq(m[1].n[15][7], 1);
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        for (int x = 0; x < MB_SHM_BACKEND_METHODS; x++)
+            for (int y = 0; y < MB_SHM_BACKEND_REQ_STATUSES; y++)
+                total += m[i].n[x][y];
+    cr_expect_eq(total, 5, "every counted request once, nothing else");
+    cr_expect_eq(mb_bstats_methods_snapshot(&v, m, 1), 1, "at most max");
+
+    struct mb_bstats_snap s[4];
+    size_t ns = mb_bstats_snapshot(&v, s, 4);
+    const struct mb_bstats_snap *sa = find(s, ns, "alpha");
+    cr_assert_not_null(sa);
+    cr_expect_eq(sa->conns_idle, 7, "the matrix did not overwrite the cells");
+    cr_expect_eq(sa->requests[MB_BSTATS_OK], 0, "the outcome counters are separate");
     mb_shm_close(&shm);
     unlink(path);
 }
