@@ -212,6 +212,12 @@ static int conv_backend_name(const struct mb_conf_key *k, void *base, const char
         snprintf(msg, msglen, "must match [A-Za-z0-9_-]+, got \"%.40s\"", text);
         return MB_ERR;
     }
+    /* "gateway" labels what the gateway answers itself in /metrics and the
+     * access log; a backend of that name would be indistinguishable. */
+    if (strcmp(text, "gateway") == 0) {
+        snprintf(msg, msglen, "\"gateway\" is reserved (it names the gateway itself in metrics)");
+        return MB_ERR;
+    }
     return set_str(k, base, text, msg, msglen);
 }
 
@@ -716,7 +722,7 @@ static struct mb_conf_key keys[] = {
     {K("backends", LIST), LIST_AT(ROOT, backends, nbackends, BACKEND), .def = "[]", .max = "1024",
      .check = check_backends, ON, .doc = "the MCP servers behind the gateway"},
     {K("backends[].name", STRING), AT(BACKEND, name), .conv = conv_backend_name, REQUIRED, ON,
-     .doc = "[A-Za-z0-9_-]+, unique; the prefix of its tool names"},
+     .doc = "[A-Za-z0-9_-]+, unique, not \"gateway\"; the prefix of its tool names"},
     {K("backends[].transport", ENUM), AT(BACKEND, transport), .words = w_transport, REQUIRED, ON,
      .doc = "how the gateway talks to it"},
     {K("backends[].command", STRLIST), AT(BACKEND, command), .def = "[]", .max = "1024", ON,

@@ -570,6 +570,9 @@ Test(keys, list_entry_rules)
                "t.yaml:2:44: backends[0].endpoints[0]: missing required key \"url\"");
     load_fails("backends:\n  - {name: \"a b\", transport: stdio}\n",
                "t.yaml:2:12: backends[0].name: must match [A-Za-z0-9_-]+, got \"a b\"");
+    load_fails("backends:\n  - {name: gateway, transport: stdio, command: [x]}\n",
+               "t.yaml:2:12: backends[0].name: \"gateway\" is reserved (it names the gateway "
+               "itself in metrics)");
     load_fails("backends:\n"
                "  - {name: a, transport: stdio}\n"
                "  - {name: b, transport: stdio}\n"
