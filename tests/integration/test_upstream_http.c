@@ -158,27 +158,10 @@ UH_TEST(dead_backend_errors_then_recovers)
     peer_stop(&srv);
 
     /* Every call gets a clean error naming the backend while it is gone. */
-    for (int i = 0; i < 2; i++) {
-        j = echo(10 + i, "dead", &raw);
-        cr_expect_eq(mb_test_error_code(j), -32010, "%s", raw);
-        const cJSON *b = mb_test_get(mb_test_get(mb_test_get(j, "error"), "data"), "backend");
-        cr_expect(cJSON_IsString(b) && strcmp(b->valuestring, "h") == 0, "%s", raw);
-        free(raw);
-        cJSON_Delete(j);
-    }
+    for (int i = 0; i < 2; i++)
+        expect_backend_down(10 + i);
 
-    peer_start(&srv, "--http", port);
-    bool ok = false;
-    int64_t deadline = mb_test_now_ms() + 15000;
-    for (int id = 100; !ok && mb_test_now_ms() < deadline; id++) {
-        j = echo(id, "back", &raw);
-        ok = mb_test_text_of(j) && strcmp(mb_test_text_of(j), "back") == 0;
-        free(raw);
-        cJSON_Delete(j);
-        if (!ok)
-            mb_test_sleep_ms(200);
-    }
-    cr_expect(ok, "the backend did not come back");
+    restart_until_back(port);
     finish();
 }
 

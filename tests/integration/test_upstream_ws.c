@@ -58,25 +58,9 @@ UW_TEST(dead_backend_errors_then_reconnects)
     peer_stop(&srv);
     mb_test_sleep_ms(200);
 
-    j = echo(10, "dead", &raw);
-    cr_expect_eq(mb_test_error_code(j), -32010, "%s", raw);
-    const cJSON *b = mb_test_get(mb_test_get(mb_test_get(j, "error"), "data"), "backend");
-    cr_expect(cJSON_IsString(b) && strcmp(b->valuestring, "w") == 0, "%s", raw);
-    free(raw);
-    cJSON_Delete(j);
+    expect_backend_down(10);
 
-    peer_start(&srv, "--ws", port);
-    bool ok = false;
-    int64_t deadline = mb_test_now_ms() + 15000;
-    for (int id = 100; !ok && mb_test_now_ms() < deadline; id++) {
-        j = echo(id, "back", &raw);
-        ok = mb_test_text_of(j) && strcmp(mb_test_text_of(j), "back") == 0;
-        free(raw);
-        cJSON_Delete(j);
-        if (!ok)
-            mb_test_sleep_ms(200);
-    }
-    cr_expect(ok, "the backend did not come back");
+    restart_until_back(port);
     /* The new connection ran its own handshake with the new server. */
     cr_expect_eq(counted("methods", "initialize"), 1);
     cr_expect(mb_test_daemon_log_contains(gw, "reconnecting"));

@@ -88,6 +88,38 @@ static inline int counted(const char *section, const char *name)
     return mb_test_ws_counted(client, "counter", section, name, false, IO_MS);
 }
 
+/* A call while the backend is down: error -32010 naming the backend ("h"
+ * for the HTTP peer, "w" for the WebSocket one). */
+static inline void expect_backend_down(int id)
+{
+    char *raw = NULL;
+    const char *name = strcmp(UPSTREAM_MODE, "--ws") == 0 ? "w" : "h";
+    cJSON *j = echo(id, "dead", &raw);
+    cr_expect_eq(mb_test_error_code(j), -32010, "%s", raw);
+    const cJSON *b = mb_test_get(mb_test_get(mb_test_get(j, "error"), "data"), "backend");
+    cr_expect(cJSON_IsString(b) && strcmp(b->valuestring, name) == 0, "%s", raw);
+    free(raw);
+    cJSON_Delete(j);
+}
+
+/* Restarts the peer on port and expects echo to work again within 15 s. */
+static inline void restart_until_back(int port)
+{
+    char *raw = NULL;
+    bool ok = false;
+    peer_start(&srv, UPSTREAM_MODE, port);
+    int64_t deadline = mb_test_now_ms() + 15000;
+    for (int id = 100; !ok && mb_test_now_ms() < deadline; id++) {
+        cJSON *j = echo(id, "back", &raw);
+        ok = mb_test_text_of(j) && strcmp(mb_test_text_of(j), "back") == 0;
+        free(raw);
+        cJSON_Delete(j);
+        if (!ok)
+            mb_test_sleep_ms(200);
+    }
+    cr_expect(ok, "the backend did not come back");
+}
+
 /* tools/list lists echo; echo answers message; the backend saw one echo
  * and one initialize — one handshake for the whole worker, not one per
  * call. */
