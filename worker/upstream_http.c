@@ -82,14 +82,13 @@
 #include "worker/metrics_backends.h"
 #include "worker/pool.h"
 #include "worker/upstream.h"
+#include "worker/upstream_common.h"
 #include "worker/upstream_http_resp.h"
 #include "worker/worker.h"
 
 #define PROTOCOL_NAME "mb-upstream-http"
 #define MAX_MSG       (64u * 1024 * 1024)
 #define QUEUE_MAX     4096
-#define BACKOFF_MIN_S 0.1
-#define BACKOFF_MAX_S 5.0
 #define S2C_SLOTS     64
 #define ID_MAX        64
 
@@ -513,11 +512,7 @@ static void restart(struct http_up *h, const char *why)
 static void ep_schedule_probe(struct http_ep *ep)
 {
     struct ev_loop *loop = ep->h->u->loop;
-    double d = ep->backoff;
-    ep->backoff = ep->backoff * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : ep->backoff * 2;
-    ev_timer_stop(loop, &ep->retry_t);
-    ev_timer_set(&ep->retry_t, d, 0.);
-    ev_timer_start(loop, &ep->retry_t);
+    mb_upstream_retry_arm(loop, &ep->retry_t, &ep->backoff);
 }
 
 static void ep_failed(struct http_ep *ep, const char *why)
@@ -544,7 +539,7 @@ static void ep_failed(struct http_ep *ep, const char *why)
 static void ep_reachable(struct http_ep *ep)
 {
     struct http_up *h = ep->h;
-    ep->backoff = BACKOFF_MIN_S;
+    ep->backoff = MB_UPSTREAM_BACKOFF_MIN_S;
     ev_timer_stop(h->u->loop, &ep->retry_t);
     if (!ep->ok && h->up)
         mb_log_info("backend %s: endpoint %s reachable again", h->u->bconf->name, ep->conf->url);
@@ -1127,23 +1122,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 static int hu_start(struct mb_upstream *u)
 {
     struct http_up *h = u->impl;
-    struct lws_context_creation_info info;
-    char name[128];
 
-    if (u->w == NULL || u->w->ctx == NULL) {
-        mb_log_error("backend %s: no lws context", u->bconf->name);
+    h->vh = mb_upstream_vhost_create(u, protocols);
+    if (h->vh == NULL)
         return MB_ERR;
-    }
-    snprintf(name, sizeof(name), "upstream-%s", u->bconf->name);
-    memset(&info, 0, sizeof(info));
-    info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* not the admin vhost's port value (metrics.c) */
-    info.vhost_name = name;
-    info.protocols = protocols;
-    h->vh = lws_create_vhost(u->w->ctx, &info);
-    if (h->vh == NULL) {
-        mb_log_error("backend %s: creating the lws client vhost failed", u->bconf->name);
-        return MB_ERR;
-    }
     h->started = true;
     /* Probes go out from the loop, never from inside start(). */
     for (size_t i = 0; i < h->neps; i++) {
@@ -1259,14 +1241,8 @@ int mb_upstream_http_init(struct mb_upstream *u)
     const struct mb_conf_backend *b = u->bconf;
     const struct mb_conf_connection_pool *cp = &u->conf->connection_pool;
 
-    if (b->nendpoints == 0)
+    if (mb_upstream_endpoints_check(b) != 0)
         return MB_ERR;
-    for (size_t i = 0; i < b->nendpoints; i++)
-        if (b->endpoints[i].tls) {
-            mb_log_error("backend %s: %s: TLS upstreams are not supported yet", b->name,
-                         b->endpoints[i].url);
-            return MB_ERR;
-        }
     if (!pool_ready) {
         mb_msec_t idle = cp->idle_conn_timeout;
         if (cp->keep_alive_timeout > 0 && (idle == 0 || cp->keep_alive_timeout < idle))
@@ -1308,7 +1284,7 @@ int mb_upstream_http_init(struct mb_upstream *u)
         ep->h = h;
         ep->index = i;
         ep->conf = e;
-        ep->backoff = BACKOFF_MIN_S;
+        ep->backoff = MB_UPSTREAM_BACKOFF_MIN_S;
         mb_pool_host_init(&ep->host, &pool, e->weight);
         h->hosts[i] = &ep->host;
         if (e->port == 80)

@@ -42,13 +42,12 @@
 #include "worker/buf.h"
 #include "worker/pool.h"
 #include "worker/upstream.h"
+#include "worker/upstream_common.h"
 #include "worker/worker.h"
 
 #define PROTOCOL_NAME  "mb-upstream-ws"
 #define MAX_MSG        (64u * 1024 * 1024)
 #define MAX_QUEUED     (256u * 1024 * 1024) /* bytes waiting to be written */
-#define BACKOFF_MIN_S  0.1
-#define BACKOFF_MAX_S  5.0
 #define STABLE_S       10.0
 #define RX_BUFFER_SIZE 65536
 
@@ -102,13 +101,9 @@ static void schedule_connect(struct ws_up *s)
 {
     struct ev_loop *loop = s->u->loop;
     if (s->up_at > 0 && ev_now(loop) - s->up_at >= STABLE_S)
-        s->backoff = BACKOFF_MIN_S;
+        s->backoff = MB_UPSTREAM_BACKOFF_MIN_S;
     s->up_at = 0;
-    double d = s->backoff;
-    s->backoff = s->backoff * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : s->backoff * 2;
-    ev_timer_stop(loop, &s->retry_t);
-    ev_timer_set(&s->retry_t, d, 0.);
-    ev_timer_start(loop, &s->retry_t);
+    mb_upstream_retry_arm(loop, &s->retry_t, &s->backoff);
 }
 
 /* The connection is gone or could not be made. */
@@ -317,23 +312,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 static int wu_start(struct mb_upstream *u)
 {
     struct ws_up *s = u->impl;
-    struct lws_context_creation_info info;
-    char name[128];
 
-    if (u->w == NULL || u->w->ctx == NULL) {
-        mb_log_error("backend %s: no lws context", u->bconf->name);
+    s->vh = mb_upstream_vhost_create(u, protocols);
+    if (s->vh == NULL)
         return MB_ERR;
-    }
-    snprintf(name, sizeof(name), "upstream-%s", u->bconf->name);
-    memset(&info, 0, sizeof(info));
-    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
-    info.vhost_name = name;
-    info.protocols = protocols;
-    s->vh = lws_create_vhost(u->w->ctx, &info);
-    if (s->vh == NULL) {
-        mb_log_error("backend %s: creating the lws client vhost failed", u->bconf->name);
-        return MB_ERR;
-    }
     ev_timer_set(&s->retry_t, 0., 0.);
     ev_timer_start(u->loop, &s->retry_t);
     return 0;
@@ -388,14 +370,8 @@ static const struct mb_upstream_ops ws_ops = {
 int mb_upstream_ws_init(struct mb_upstream *u)
 {
     const struct mb_conf_backend *b = u->bconf;
-    if (b->nendpoints == 0)
+    if (mb_upstream_endpoints_check(b) != 0)
         return MB_ERR;
-    for (size_t i = 0; i < b->nendpoints; i++)
-        if (b->endpoints[i].tls) {
-            mb_log_error("backend %s: %s: TLS upstreams are not supported yet", b->name,
-                         b->endpoints[i].url);
-            return MB_ERR;
-        }
     struct ws_up *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return MB_ERR;
@@ -414,7 +390,7 @@ int mb_upstream_ws_init(struct mb_upstream *u)
         s->hosts[i] = &s->wrr[i];
     }
     s->u = u;
-    s->backoff = BACKOFF_MIN_S;
+    s->backoff = MB_UPSTREAM_BACKOFF_MIN_S;
     ev_timer_init(&s->retry_t, on_retry, 0., 0.);
     s->retry_t.data = s;
     u->ops = &ws_ops;
