@@ -111,20 +111,6 @@ Test(upstream_ws, needs_ws_urls, .timeout = 30)
          "headers: {\"Sec-WebSocket-Protocol\": x}}]",
          "set by the gateway"},
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        struct mb_test_daemon *d = NULL;
-        struct mb_test_conf conf = {.workers = 1, .extra = cases[i].yaml};
-        cr_assert_eq(mb_test_daemon_new(&d, &conf), 0);
-        char bin[PATH_MAX], *out = NULL;
-        int status;
-        mb_test_bin_path(bin, sizeof(bin), "mcp-bridge");
-        char *argv[] = {bin, "-t", "-c", d->conf_path, NULL};
-        cr_assert_eq(mb_test_run(argv, 10000, &status, &out), 0);
-        cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 1, "case %zu: status %d: %s", i,
-                  status, out ? out : "");
-        cr_expect(out && strstr(out, cases[i].want), "case %zu: want \"%s\" in: %s", i,
-                  cases[i].want, out ? out : "");
-        free(out);
-        mb_test_daemon_free(&d);
-    }
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        expect_config_refused(i, cases[i].yaml, cases[i].want);
 }

@@ -120,6 +120,25 @@ static inline void restart_until_back(int port)
     cr_expect(ok, "the backend did not come back");
 }
 
+/* `mcp-bridge -t` refuses the extra config yaml (exit status 1) with want
+ * in its output; i is the case's number, for the messages. */
+static inline void expect_config_refused(size_t i, const char *yaml, const char *want)
+{
+    struct mb_test_daemon *d = NULL;
+    struct mb_test_conf conf = {.workers = 1, .extra = yaml};
+    cr_assert_eq(mb_test_daemon_new(&d, &conf), 0);
+    char bin[PATH_MAX], *out = NULL;
+    int status;
+    mb_test_bin_path(bin, sizeof(bin), "mcp-bridge");
+    char *argv[] = {bin, "-t", "-c", d->conf_path, NULL};
+    cr_assert_eq(mb_test_run(argv, 10000, &status, &out), 0);
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 1, "case %zu: status %d: %s", i, status,
+              out ? out : "");
+    cr_expect(out && strstr(out, want), "case %zu: want \"%s\" in: %s", i, want, out ? out : "");
+    free(out);
+    mb_test_daemon_free(&d);
+}
+
 /* tools/list lists echo; echo answers message; the backend saw one echo
  * and one initialize — one handshake for the whole worker, not one per
  * call. */
