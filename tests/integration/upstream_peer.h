@@ -19,6 +19,8 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -26,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -39,13 +42,39 @@ struct peer {
     int port;
 };
 
-/* Starts the test server with mode "--http" or "--ws" on port (0 = any),
- * with "--name name" when name is not NULL. */
+/* A free port below the kernel's ephemeral range (32768 and up here). Tests
+ * restart a peer on the port it had; had the kernel chosen that port, it
+ * could hand it to another test's port-0 bind while the peer is down, and
+ * the first daemon would reconnect to the wrong peer. Ports picked here are
+ * never handed out by the kernel. */
+static inline int peer_pick_port(void)
+{
+    for (int tries = 0; tries < 64; tries++) {
+        int port = 20000 + (int)(((unsigned)getpid() * 7919u + (unsigned)mb_test_now_ms() * 31u +
+                                  (unsigned)tries * 104729u) %
+                                 12000u);
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int ok = fd != -1 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+        if (fd != -1)
+            close(fd);
+        if (ok)
+            return port;
+    }
+    return 0; /* let the test server pick one */
+}
+
+/* Starts the test server with mode "--http" or "--ws" on port (0 = a free
+ * one from peer_pick_port), with "--name name" when name is not NULL. */
 static inline void peer_start_named(struct peer *p, const char *mode, int port, const char *name)
 {
     char bin[PATH_MAX], portarg[16], line[256];
     int fds[2];
     size_t n = 0;
+
+    if (port == 0)
+        port = peer_pick_port();
 
     mb_test_bin_path(bin, sizeof(bin), "mcp-bridge-testserver");
     snprintf(portarg, sizeof(portarg), "%d", port);
