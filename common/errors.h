@@ -6,9 +6,9 @@
 #ifndef MB_COMMON_ERRORS_H
 #define MB_COMMON_ERRORS_H
 
-#define MB_OK    0
-#define MB_ERR   (-1000) /* failed; the reason was logged or put in an error buffer */
-#define MB_AGAIN (-1001) /* not now; try again later (would block, not ready) */
+#define MB_OK       0
+#define MB_ERR      (-1000) /* failed; the reason was logged or put in an error buffer */
+#define MB_AGAIN    (-1001) /* not now; try again later (would block, not ready) */
 #define MB_DECLINED (-1002) /* not mine to handle */
 
 #define MB_EXIT_OK    0 /* normal exit */

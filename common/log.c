@@ -108,8 +108,8 @@ void mb_logv(int level, const char *fmt, va_list ap)
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
     int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ [%s] ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, (int)(tv.tv_usec / 1000), mb_log_level_name(level));
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     (int)(tv.tv_usec / 1000), mb_log_level_name(level));
     if (log_slot >= 0)
         n += snprintf(line + n, sizeof(line) - n, "%s %d: ", log_role, log_slot);
     else

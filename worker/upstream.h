@@ -123,7 +123,7 @@ struct mb_upstream {
 
 /* Transport constructors: set u->ops and u->impl. Return 0 or MB_ERR. */
 int mb_upstream_stdio_init(struct mb_upstream *u);
-int mb_upstream_http_init(struct mb_upstream *u);      /* worker/upstream_http.c */
-int mb_upstream_ws_init(struct mb_upstream *u);        /* worker/upstream_ws.c */
+int mb_upstream_http_init(struct mb_upstream *u); /* worker/upstream_http.c */
+int mb_upstream_ws_init(struct mb_upstream *u);   /* worker/upstream_ws.c */
 
 #endif

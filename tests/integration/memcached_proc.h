@@ -33,8 +33,8 @@ static inline int mb_test_memcached_start(struct mb_test_memcached *m, uint16_t 
     char p[16];
     m->port = port ? port : (uint16_t)mb_test_free_port();
     snprintf(p, sizeof(p), "%u", m->port);
-    char *argv[] = {"memcached", "-l", "127.0.0.1", "-p", p, "-U", "0", "-u", "root", "-t", "1",
-                    NULL};
+    char *argv[] = {"memcached", "-l", "127.0.0.1", "-p", p,   "-U",
+                    "0",         "-u", "root",      "-t", "1", NULL};
     pid_t pid = mb_test_server_start(argv, m->port, NULL, 5000);
     m->pid = pid > 0 ? pid : 0;
     return pid > 0 ? 0 : (int)pid;

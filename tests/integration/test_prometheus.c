@@ -125,8 +125,7 @@ Test(prometheus, tutorial_queries_return_data, .fini = teardown, .timeout = 90)
     prom = mb_test_server_start(argv, (uint16_t)pport, logp, 30000);
     if (prom < 0) {
         char *log = mb_test_read_file(logp, NULL);
-        cr_assert_fail("prometheus did not start (%s):\n%s", strerror((int)-prom),
-                       log ? log : "");
+        cr_assert_fail("prometheus did not start (%s):\n%s", strerror((int)-prom), log ? log : "");
     }
 
     /* Requests for Prometheus to see: a few every 100 ms over several
@@ -153,9 +152,7 @@ Test(prometheus, tutorial_queries_return_data, .fini = teardown, .timeout = 90)
             for (int q = 0; q < 2; q++)
                 found[q] = finite_positive_series((uint16_t)pport, queries[q]);
     }
-    cr_expect_gt(found[0], 0, "%s returned no positive series; last answer:\n%s", queries[0],
-                 body);
-    cr_expect_gt(found[1], 0, "%s returned no finite series; last answer:\n%s", queries[1],
-                 body);
+    cr_expect_gt(found[0], 0, "%s returned no positive series; last answer:\n%s", queries[0], body);
+    cr_expect_gt(found[1], 0, "%s returned no finite series; last answer:\n%s", queries[1], body);
     mb_test_must_finish(gw);
 }

@@ -54,7 +54,8 @@ static inline int peer_pick_port(void)
                                   (unsigned)tries * 104729u) %
                                  12000u);
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+        struct sockaddr_in sa = {.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)port),
                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         int ok = fd != -1 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
         if (fd != -1)

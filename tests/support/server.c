@@ -13,8 +13,7 @@
 #include "tests/support/net.h"
 #include "tests/support/testutil.h"
 
-pid_t mb_test_server_start(char *const argv[], uint16_t port, const char *log_path,
-                           int timeout_ms)
+pid_t mb_test_server_start(char *const argv[], uint16_t port, const char *log_path, int timeout_ms)
 {
     pid_t pid = fork();
     if (pid == -1)

@@ -15,8 +15,7 @@
  * timeout_ms until 127.0.0.1:port accepts a connection. Returns the pid, or
  * -ECHILD when the server exited first, -ETIMEDOUT (it is then stopped), or
  * another -errno. */
-pid_t mb_test_server_start(char *const argv[], uint16_t port, const char *log_path,
-                           int timeout_ms);
+pid_t mb_test_server_start(char *const argv[], uint16_t port, const char *log_path, int timeout_ms);
 /* SIGTERM, up to grace_ms, then SIGKILL; reaps; sets *pid to 0. Safe on 0. */
 void mb_test_server_stop(pid_t *pid, int grace_ms);
 
