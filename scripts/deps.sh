@@ -11,7 +11,7 @@ gcc make pkg-config
 libwebsockets-dev libwebsockets-evlib-ev libev-dev
 libcjson-dev libyaml-dev libmemcached-dev libssl-dev
 libcriterion-dev
-memcached openssl mandoc
+memcached openssl mandoc clang-format
 prometheus
 nodejs
 "
