@@ -598,6 +598,23 @@ static void fan_part_done(struct fanout *f)
     fan_free(f);
 }
 
+/* The client no longer waits for p (it cancelled, or it left): tell the
+ * backend if the request went out, and forget p; a part of a fan-out lets
+ * the rest of the fan-out finish without a client. */
+static void abandon(struct mb_pending *p, const char *why)
+{
+    if (p->sent)
+        send_cancel(p->b, p->gid, why);
+    if (p->kind == P_PART) {
+        struct fanout *f = p->fan;
+        f->client = NULL;
+        pending_free(p);
+        fan_part_done(f);
+    } else {
+        pending_free(p);
+    }
+}
+
 /* Sends one list request (page cursor, or the first when NULL) to b. */
 /* Makes the pending list request, message built, not sent. */
 static struct mb_pending *fan_part(struct fanout *f, struct backend *b, const char *cursor)
@@ -1853,16 +1870,7 @@ void mb_router_notification(struct mb_router *r, struct mb_conn *c, const struct
                   memcmp(p->fan->cid, rid.p, rid.len) == 0))
                 continue;
         }
-        if (p->sent)
-            send_cancel(p->b, p->gid, "cancelled by the client");
-        if (p->kind == P_PART) {
-            struct fanout *f = p->fan;
-            f->client = NULL;
-            pending_free(p);
-            fan_part_done(f);
-        } else {
-            pending_free(p);
-        }
+        abandon(p, "cancelled by the client");
     }
 }
 
@@ -2056,16 +2064,7 @@ void mb_router_client_gone(struct mb_router *r, struct mb_conn *c)
     held_arm(r);
     struct mb_pending *p;
     while ((p = c->route.head) != NULL) {
-        if (p->sent)
-            send_cancel(p->b, p->gid, "the client disconnected");
-        if (p->kind == P_PART) {
-            struct fanout *f = p->fan;
-            f->client = NULL;
-            pending_free(p);
-            fan_part_done(f);
-        } else {
-            pending_free(p);
-        }
+        abandon(p, "the client disconnected");
     }
     struct mb_s2c *s;
     while ((s = c->route.s2c) != NULL) {
