@@ -5,6 +5,7 @@
 #include "tests/load/reply.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 static int parse(const char *s, struct mb_load_reply *r)
@@ -57,6 +58,34 @@ Test(reply, nested_values_are_skipped_whatever_they_contain)
     cr_assert_eq(parse(s, &r), 0);
     cr_expect_eq(r.id, 3);
     cr_expect(r.has_result);
+}
+
+/* The container skip looks at sixteen bytes at a time: escapes, quotes and
+ * brackets must be seen right wherever a block boundary falls. */
+Test(reply, skipping_is_right_at_every_block_boundary)
+{
+    struct mb_load_reply r;
+    char buf[512];
+    for (int pad = 0; pad < 40; pad++) {
+        char fill[64];
+        memset(fill, 'a', (size_t)pad);
+        fill[pad] = '\0';
+        snprintf(buf, sizeof(buf),
+                 "{\"result\":{\"t\":\"%s\\\\\\\"}]\\\\\",\"u\":[{\"%s\":\"\\\\\\\"}\"}],\"id\":7},"
+                 "\"id\":%d}",
+                 fill, fill, pad);
+        cr_assert_eq(parse(buf, &r), 0, "pad %d: %s", pad, buf);
+        cr_expect_eq(r.id, pad, "pad %d: the nested id was taken", pad);
+        cr_expect(r.has_result);
+        /* the same text cut anywhere inside the result is not a reply */
+        size_t n = strlen(buf);
+        for (size_t cut = 12; cut < n - 8; cut += 7)
+            cr_expect_neq(mb_load_reply_parse(buf, cut, &r), 0, "pad %d cut %zu accepted", pad,
+                          cut);
+        /* an unpaired bracket after the escapes is still caught */
+        snprintf(buf, sizeof(buf), "{\"result\":{\"t\":\"%s\\\\\\\"\"]},\"id\":1}", fill);
+        cr_expect_neq(parse(buf, &r), 0, "pad %d: %s accepted", pad, buf);
+    }
 }
 
 Test(reply, rejects_what_is_not_one_json_object)
