@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/errors.h"
+#include "tests/load/floor.h"
 #include "tests/load/opts.h"
 #include "tests/load/report.h"
 #include "tests/load/run.h"
@@ -43,6 +44,20 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    if (o.mode == MB_LOAD_MODE_FLOOR) {
+        struct mb_load_floor *fl;
+        int port;
+        rc = mb_load_floor_start(&o, &stop_flag, &fl, &port, err, sizeof(err));
+        if (rc != 0) {
+            fprintf(stderr, "mcp-bridge-load: %s\n", err);
+        } else {
+            printf("floor: listening on 127.0.0.1:%d\n", port);
+            fflush(stdout);
+            mb_load_floor_wait(fl);
+        }
+        mb_load_opts_free(&o);
+        return rc == 0 ? MB_EXIT_OK : MB_EXIT_ERROR;
+    }
     if (mb_load_run_fdlimit(&o, err, sizeof(err)) != 0) {
         fprintf(stderr, "mcp-bridge-load: %s\n", err);
         mb_load_opts_free(&o);

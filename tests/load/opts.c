@@ -29,6 +29,8 @@ const char *mb_load_opts_mode_name(int mode)
         return "idle";
     case MB_LOAD_MODE_STAGES:
         return "stages";
+    case MB_LOAD_MODE_FLOOR:
+        return "floor";
     default:
         return "closed";
     }
@@ -40,7 +42,8 @@ void mb_load_opts_usage(FILE *out, const char *prog)
             "usage: %s [options] URL\n"
             "Load generator for MCP gateways: JSON-RPC over WebSocket or Streamable HTTP.\n"
             "Modes: closed loop (default), open loop (--rate), idle connections (--idle),\n"
-            "k6-style ramping virtual users (--stages). TIME is a number with an optional\n"
+            "k6-style ramping virtual users (--stages); --floor serves instead. TIME is a number "
+            "with an optional\n"
             "unit ms, s (default), m or h. Exit status: 0 ok, 1 nothing succeeded or\n"
             "the run failed, 2 usage.\n\n",
             prog);
@@ -330,6 +333,7 @@ int mb_load_opts_parse(int argc, char **argv, int ncpu, struct mb_load_opts *o, 
     o->max_time_ns = 600ull * 1000000000ull;
     o->connect_burst = 64;
     o->processes = 1;
+    o->floor_port = -1;
     snprintf(o->protocol_version, sizeof(o->protocol_version), "2025-06-18");
     const char *url = NULL, *method = NULL, *call = NULL, *args = NULL, *body = NULL;
     int have_duration = 0, have_connections = 0, nheaders = 0;
@@ -462,6 +466,14 @@ int mb_load_opts_parse(int argc, char **argv, int ncpu, struct mb_load_opts *o, 
             if (mb_load_duration_parse(a, &o->max_time_ns) || o->max_time_ns == 0)
                 BAD("--max-time: bad time \"%s\"", a);
             break;
+        case MB_LOAD_OPT_FLOOR:
+            if (parse_u64(a, 0, 65535, &v))
+                BAD("--floor: want a port 0..65535, got \"%s\"", a);
+            o->floor_port = (int)v;
+            break;
+        case MB_LOAD_OPT_FLOOR_RESULT:
+            o->floor_result = a;
+            break;
         case MB_LOAD_OPT_JSON:
             o->json = 1;
             break;
@@ -476,6 +488,18 @@ int mb_load_opts_parse(int argc, char **argv, int ncpu, struct mb_load_opts *o, 
             BAD("unexpected argument \"%s\"", argv[url ? optind : optind + 1]);
         url = argv[optind];
     }
+    if (o->floor_port >= 0) {
+        /* The responder takes only --threads and --floor-result. */
+        if (url || o->idle || o->stages.n || o->rate > 0 || have_duration || o->requests ||
+            have_connections || method || call || body || o->init || o->processes > 1)
+            BAD("--floor serves, it sends no load: only --threads and --floor-result go with it");
+        o->mode = MB_LOAD_MODE_FLOOR;
+        if (o->threads == 0)
+            o->threads = ncpu;
+        return MB_LOAD_OPTS_OK;
+    }
+    if (o->floor_result)
+        BAD("--floor-result goes with --floor");
     if (!url)
         BAD("no target URL (ws://HOST:PORT/PATH or http://HOST:PORT/PATH)");
     if (parse_url(o, url, err, errlen))

@@ -70,6 +70,12 @@
       "(e.g. \"100:60,1000:180,0:60\")")                                                           \
     X(MAX_TIME, "max-time", 1, "TIME",                                                             \
       "hard cap on the run when only --requests bounds it (default 600s)")                         \
+    X(FLOOR, "floor", 1, "PORT",                                                                   \
+      "no load: serve as the floor responder on 127.0.0.1:PORT (0: any free port, printed), "      \
+      "answering every WebSocket request with a fixed result, the cheapest server possible: "      \
+      "the machine's ceiling for the bench (--threads sets its threads)")                          \
+    X(FLOOR_RESULT, "floor-result", 1, "FILE",                                                     \
+      "--floor: the JSON value every reply carries as result (default {})")                        \
     X(JSON, "json", 0, NULL, "print the result as one JSON object on stdout")                      \
     X(HELP, "help", 0, NULL, "show this help")
 
@@ -84,7 +90,8 @@ enum mb_load_mode {
     MB_LOAD_MODE_CLOSED = 0,
     MB_LOAD_MODE_OPEN,
     MB_LOAD_MODE_IDLE,
-    MB_LOAD_MODE_STAGES
+    MB_LOAD_MODE_STAGES,
+    MB_LOAD_MODE_FLOOR /* no load: the floor responder (floor.h) */
 };
 enum mb_load_transport { MB_LOAD_WS = 0, MB_LOAD_HTTP };
 
@@ -123,6 +130,8 @@ struct mb_load_opts {
     struct sockaddr_storage sources[MB_LOAD_MAX_SOURCES];
     int nsources;
     struct mb_load_stages stages;
+    int floor_port;           /* --floor; -1 when not serving */
+    const char *floor_result; /* --floor-result (argv), NULL: {} */
     /* The request, split around its id: prefix + id + suffix. */
     char *req_prefix;
     char *req_suffix;

@@ -258,29 +258,39 @@ static int error_member(struct scan *s, const char *k, size_t kl, void *arg)
     return skip_value(s);
 }
 
+/* The id member: its kind, and its value when it is an integer. */
+static int id_member(struct scan *s, struct mb_load_reply *r)
+{
+    if (s->p < s->end && *s->p == '"') {
+        r->id_kind = MB_LOAD_ID_OTHER;
+        return scan_string(s, NULL, NULL);
+    }
+    if (s->p < s->end && (*s->p == '{' || *s->p == '[')) {
+        r->id_kind = MB_LOAD_ID_OTHER;
+        return skip_value(s);
+    }
+    const char *b;
+    size_t l;
+    if (scan_atom(s, &b, &l) != 0)
+        return -1;
+    if (l == 4 && memcmp(b, "null", 4) == 0)
+        r->id_kind = MB_LOAD_ID_NULL;
+    else if (parse_int(b, l, &r->id) == 0)
+        r->id_kind = MB_LOAD_ID_INT;
+    else
+        r->id_kind = MB_LOAD_ID_OTHER;
+    return 0;
+}
+
 static int top_member(struct scan *s, const char *k, size_t kl, void *arg)
 {
     struct mb_load_reply *r = arg;
     if (key_is(k, kl, "id")) {
-        if (s->p < s->end && *s->p == '"') {
-            r->id_kind = MB_LOAD_ID_OTHER;
-            return scan_string(s, NULL, NULL);
-        }
-        if (s->p < s->end && (*s->p == '{' || *s->p == '[')) {
-            r->id_kind = MB_LOAD_ID_OTHER;
-            return skip_value(s);
-        }
-        const char *b;
-        size_t l;
-        if (scan_atom(s, &b, &l) != 0)
-            return -1;
-        if (l == 4 && memcmp(b, "null", 4) == 0)
-            r->id_kind = MB_LOAD_ID_NULL;
-        else if (parse_int(b, l, &r->id) == 0)
-            r->id_kind = MB_LOAD_ID_INT;
-        else
-            r->id_kind = MB_LOAD_ID_OTHER;
-        return 0;
+        const char *v = s->p;
+        int rc = id_member(s, r);
+        r->id_text = v;
+        r->id_text_len = (size_t)(s->p - v);
+        return rc;
     }
     if (key_is(k, kl, "error")) {
         r->has_error = 1;

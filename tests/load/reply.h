@@ -30,6 +30,8 @@ enum mb_load_id_kind {
 struct mb_load_reply {
     int id_kind;
     int64_t id;
+    const char *id_text; /* the id's raw JSON text in the parsed message (NULL: none) */
+    size_t id_text_len;
     int has_result;
     int has_error;
     int has_code;

@@ -34,8 +34,7 @@ int mb_wsframe_handshake_request(char *out, size_t cap, const char *host, const 
     return (n < 0 || (size_t)n >= cap) ? -1 : n;
 }
 
-/* Finds header name (case-insensitive) in head; copies its trimmed value. */
-static int header_value(const char *head, size_t len, const char *name, char *val, size_t cap)
+int mb_wsframe_header_value(const char *head, size_t len, const char *name, char *val, size_t cap)
 {
     size_t nl = strlen(name);
     const char *p = head, *end = head + len;
@@ -62,22 +61,32 @@ static int header_value(const char *head, size_t len, const char *name, char *va
     return -1;
 }
 
+int mb_wsframe_accept_token(const char *key, char out[29])
+{
+    char cat[64 + sizeof(ws_guid)];
+    unsigned char sha[SHA_DIGEST_LENGTH];
+    int n = snprintf(cat, sizeof(cat), "%s%s", key, ws_guid);
+    if (n < 0 || (size_t)n >= sizeof(cat))
+        return -1;
+    SHA1((const unsigned char *)cat, (size_t)n, sha);
+    EVP_EncodeBlock((unsigned char *)out, sha, sizeof(sha));
+    return 0;
+}
+
 int mb_wsframe_handshake_check(const char *head, size_t len, const char *key, char *protocol,
                                size_t protocol_cap)
 {
     if (len < 12 || strncmp(head, "HTTP/1.1 101", 12) != 0)
         return -1;
-    char cat[64 + sizeof(ws_guid)];
-    unsigned char sha[SHA_DIGEST_LENGTH];
-    char want[32], got[64];
-    snprintf(cat, sizeof(cat), "%s%s", key, ws_guid);
-    SHA1((const unsigned char *)cat, strlen(cat), sha);
-    EVP_EncodeBlock((unsigned char *)want, sha, sizeof(sha));
-    if (header_value(head, len, "Sec-WebSocket-Accept", got, sizeof(got)) != 0 ||
+    char want[29], got[64];
+    if (mb_wsframe_accept_token(key, want) != 0)
+        return -1;
+    if (mb_wsframe_header_value(head, len, "Sec-WebSocket-Accept", got, sizeof(got)) != 0 ||
         strcmp(got, want) != 0)
         return -1;
     if (protocol) {
-        if (header_value(head, len, "Sec-WebSocket-Protocol", protocol, protocol_cap) != 0)
+        if (mb_wsframe_header_value(head, len, "Sec-WebSocket-Protocol", protocol, protocol_cap) !=
+            0)
             protocol[0] = '\0';
     }
     return 0;

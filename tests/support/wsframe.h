@@ -1,7 +1,8 @@
 /*
  * tests/support/wsframe.h — a small client-side WebSocket (RFC 6455) codec for
  * the test client and the load generator: the opening handshake request and
- * its check, frame encoding (client frames are masked) and frame parsing.
+ * its check (and the server side's accept token, for the load generator's
+ * --floor responder), frame encoding (client frames are masked) and frame parsing.
  * It never allocates; callers own every buffer.
  */
 #ifndef MB_TESTS_WSFRAME_H
@@ -35,6 +36,13 @@ int mb_wsframe_handshake_request(char *out, size_t cap, const char *host, const 
                                  const char *key, const char *subprotocol);
 /* Fills key[25] with a fresh random base64 key. */
 void mb_wsframe_make_key(char key[25]);
+/* Sec-WebSocket-Accept for key: base64(SHA-1(key + the RFC 6455 GUID)), 28
+ * characters and a NUL. Returns 0, or -1 when key is implausibly long. */
+int mb_wsframe_accept_token(const char *key, char out[29]);
+/* Finds header name (case-insensitive) in a request or response head of len
+ * bytes and copies its value, trimmed, into val. Returns 0, or -1 when the
+ * header is missing or its value does not fit in cap. */
+int mb_wsframe_header_value(const char *head, size_t len, const char *name, char *val, size_t cap);
 /* Checks a complete response head (up to and including "\r\n\r\n"): status
  * 101 and the right Sec-WebSocket-Accept for key. Returns 0 or -1. When
  * protocol is not NULL it receives the Sec-WebSocket-Protocol value ("" if none). */
