@@ -777,17 +777,63 @@ def by_name(n):
     return None
 
 
+def testserver_result(request):
+    """The result the test server gives for one request (over stdio), as
+    compact JSON text: what the floor responder answers with."""
+    r = subprocess.run([TESTSRV, "--stdio", "--log-level", "warn"], input=request + "\n", capture_output=True,
+                       text=True, timeout=10)
+    for line in r.stdout.splitlines():
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            continue
+        if msg.get("id") == 1 and "result" in msg:
+            return json.dumps(msg["result"], separators=(",", ":"), ensure_ascii=False)
+    raise RuntimeError(f"the test server gave no result for {request}")
+
+
+def floor_scenarios():
+    """The floor responder (mcp-bridge-load --floor): a server that does
+    nothing but answer each WebSocket request with the same result the test
+    server gives. No gateway can be cheaper, so its req/s is the ceiling of
+    this machine for the scenario, with the load generator on the same cores."""
+    cases = [("floor_ws_tools_list", '{"jsonrpc":"2.0","id":1,"method":"tools/list"}', []),
+             ("floor_ws_tools_call", '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":'
+              + ECHO_ARGS + '}}', ["--call", "echo", "--args", ECHO_ARGS])]
+    for name, request, load_args in cases:
+        if not want(name):
+            continue
+        try:
+            path = os.path.join(OUT, name + ".result.json")
+            with open(path, "w") as f:
+                f.write(testserver_result(request))
+            p = start([LOADGEN, "--floor", "0", "--floor-result", path, "--threads", str(CORES)], name,
+                      stdout=subprocess.PIPE, text=True)
+            line = p.stdout.readline().split()
+            if len(line) != 4 or line[0] != "floor:":
+                raise RuntimeError(f"the floor responder did not start (see build/bench/{name}.out)")
+            port = int(line[3].rsplit(":", 1)[1])
+        except Exception as e:
+            record(name, "failed", reason=str(e))
+            continue
+        try:
+            measure(name, f"ws://127.0.0.1:{port}/", [p.pid], load_args)
+        finally:
+            stop(p, signal.SIGTERM)
+
+
 def ratios():
     out = {}
-    pairs = [("ws_tools_list", "direct_ws_tools_list", "nginx_ws_tools_list")]
+    pairs = [("ws_tools_list", "direct_ws_tools_list", "nginx_ws_tools_list", "floor_ws_tools_list"),
+             ("ws_tools_list_cached", None, None, "floor_ws_tools_list")]
     for t in ("stdio", "http", "websocket"):
-        pairs.append((f"ws_tools_call_{t}", "direct_ws_tools_call", "nginx_ws_tools_call"))
-    pairs.append(("http_tools_call", "direct_http_tools_call", "nginx_http_tools_call"))
-    for g, d, n in pairs:
+        pairs.append((f"ws_tools_call_{t}", "direct_ws_tools_call", "nginx_ws_tools_call", "floor_ws_tools_call"))
+    pairs.append(("http_tools_call", "direct_http_tools_call", "nginx_http_tools_call", None))
+    for g, d, n, fl in pairs:
         gr = by_name(g)
         if gr is None:
             continue
-        for label, base in (("direct", by_name(d)), ("nginx", by_name(n))):
+        for label, base in (("direct", by_name(d)), ("nginx", by_name(n)), ("floor", by_name(fl))):
             if base is None:
                 continue
             out[f"{g}/{label}"] = {
@@ -814,10 +860,22 @@ def targets(rat):
             "cpu_us": best["server_cpu_us_per_req"], "nginx_cpu_us": ng["server_cpu_us_per_req"]}
     else:
         t["ws_tools_call_nginx_parity"] = {"met": None, "why": "no ws_tools_call scenario ran (backends not accepted yet)"}
+    for x in ("stdio", "http", "websocket"):
+        r = by_name(f"ws_tools_call_{x}")
+        if r and ng:
+            t[f"ws_tools_call_{x}_nginx_parity"] = {
+                "met": r["rps"] >= ng["rps"] and r["p99_ms"] <= ng["p99_ms"]
+                and r["server_cpu_us_per_req"] <= 1.2 * ng["server_cpu_us_per_req"],
+                "rps_x": round(r["rps"] / ng["rps"], 2), "p99_x": round(r["p99_ms"] / ng["p99_ms"], 2),
+                "cpu_x": round(r["server_cpu_us_per_req"] / ng["server_cpu_us_per_req"], 2)}
     # Issue 4: answered by the gateway, from the discovery cache once it exists.
+    # The floor responder's req/s says what this machine allows at all.
     wl = by_name("ws_tools_list_cached") or by_name("ws_tools_list")
+    fl = by_name("floor_ws_tools_list")
     t["ws_tools_list_100k"] = ({"met": wl["rps"] >= 100000, "scenario": wl["scenario"], "rps": wl["rps"],
                                 "missing_factor": round(100000 / wl["rps"], 2)} if wl and wl.get("rps") else {"met": None})
+    if fl and wl and wl.get("rps"):
+        t["ws_tools_list_100k"].update({"floor_rps": fl["rps"], "of_floor": round(wl["rps"] / fl["rps"], 2)})
     i50 = by_name("idle_50k")
     t["idle_50k_under_256MB"] = ({"met": i50["connections"] >= 50000 and i50["rss_mb"] < 256, "rss_mb": i50["rss_mb"],
                                  "connections": i50["connections"]} if i50 else {"met": None})
@@ -920,6 +978,9 @@ def main():
     measure("direct_ws_tools_list", f"ws://127.0.0.1:{ts_ws}/", [ts.pid], [], direct=True)
     measure("direct_ws_tools_call", f"ws://127.0.0.1:{ts_ws}/", [ts.pid], ["--call", "echo", "--args", ECHO_ARGS], direct=True)
     measure("direct_http_tools_call", f"http://127.0.0.1:{ts_http}/mcp", [ts.pid], ["--init", "--call", "echo", "--args", ECHO_ARGS], direct=True)
+
+    # 4b. floor: the cheapest server possible on this machine
+    floor_scenarios()
 
     # 5. nginx
     if any(want(n) for n in ("nginx_ws_tools_list", "nginx_ws_tools_call", "nginx_http_tools_call")):
