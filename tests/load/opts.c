@@ -291,8 +291,18 @@ out:
 
 long mb_load_opts_render(const struct mb_load_opts *o, int64_t id, char *out, size_t cap)
 {
-    char num[24];
-    int nl = snprintf(num, sizeof(num), "%lld", (long long)id);
+    /* Digits by hand: a snprintf per request was a visible share of the load
+     * generator's own CPU. */
+    char num[24], *d = num + sizeof(num);
+    uint64_t u = id < 0 ? (uint64_t)0 - (uint64_t)id : (uint64_t)id;
+    do {
+        *--d = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (id < 0)
+        *--d = '-';
+    int nl = (int)(num + sizeof(num) - d);
+    memmove(num, d, (size_t)nl);
     size_t total = o->req_prefix_len + (size_t)nl + o->req_suffix_len;
     if (total > cap)
         return -1;

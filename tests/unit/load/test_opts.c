@@ -7,6 +7,8 @@
 
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 static int parse(struct mb_load_opts *o, char *err, const char *const *args)
@@ -45,6 +47,14 @@ Test(opts, defaults_send_the_k6_message)
     cr_expect_eq(o.duration_ns, 10000000000ull);
     render(&o, 1, out);
     cr_expect_str_eq(out, "{\"jsonrpc\":\"2.0\",\"method\":\"tools/list\",\"id\":1}");
+    const int64_t ids[] = {0, 9, 10, -7, 1000000007, INT64_MAX, INT64_MIN};
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+        char want[128];
+        snprintf(want, sizeof(want), "{\"jsonrpc\":\"2.0\",\"method\":\"tools/list\",\"id\":%lld}",
+                 (long long)ids[i]);
+        render(&o, ids[i], out);
+        cr_expect_str_eq(out, want);
+    }
     mb_load_opts_free(&o);
 }
 
