@@ -131,6 +131,7 @@ struct hconn {
     bool sent_session;
     bool in_connect; /* inside lws_client_connect_via_info */
     bool failed_sync;
+    bool write_failed; /* the request could not be written: close */
     uint64_t sess_gen;
     mb_msec_t timeout_ms; /* of the running timer */
     char why[96];
@@ -674,7 +675,19 @@ static void start_exchange(struct hconn *c, struct xchg *x)
     mb_log_debug("backend %s: POST %zu bytes to %s%s", b->name, x->len, ep->conf->url,
                  c->pc.uses > 1 ? " (reused connection)" : "");
     arm_conn_timer(c, x->is_request ? h->request_timeout_ms : h->header_timeout_ms);
-    lws_callback_on_writable(c->wsi);
+    /* Written now, not from a writeable callback: asking lws for one costs
+     * two epoll_ctl calls per request (POLLOUT on, then off) on a socket
+     * that is nearly always writable. lws sends what the socket takes and
+     * keeps the rest itself, asking for POLLOUT only then. A failed write
+     * cannot close the connection from here (we may be outside lws's
+     * service): the writeable callback returns -1 and the close path
+     * (on_closed) decides the exchange's fate, as before. */
+    if (lws_write(c->wsi, (unsigned char *)o->data, o->len, LWS_WRITE_RAW) < 0) {
+        snprintf(c->why, sizeof(c->why), "writing the request failed");
+        c->write_failed = true;
+        lws_callback_on_writable(c->wsi);
+    }
+    mb_buf_reset(o);
 }
 
 /* Picks an endpoint that can take x now and gives x a connection. Returns
@@ -1094,15 +1107,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_RAW_WRITEABLE:
         if (c == NULL)
             return -1;
-        if (c->out.len > 0) {
-            int n = lws_write(wsi, (unsigned char *)c->out.data, c->out.len, LWS_WRITE_RAW);
-            if (n < 0) {
-                snprintf(c->why, sizeof(c->why), "writing the request failed");
-                return -1;
-            }
-            mb_buf_reset(&c->out);
-        }
-        return 0;
+        /* Only a failed write in start_exchange asks for this callback
+         * (lws drains a partly sent request itself). */
+        return c->write_failed ? -1 : 0;
     case LWS_CALLBACK_RAW_RX:
         if (c == NULL)
             return -1;
