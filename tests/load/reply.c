@@ -78,76 +78,133 @@ static int scan_atom(struct scan *s, const char **start, size_t *len)
     return -1;
 }
 
-/* The bytes that matter when skipping a container: quotes and backslashes
- * (strings, escapes) and the four brackets. */
-static int is_structural(unsigned char c)
+/* The bytes that matter when skipping a container, 64 at a time, as bit
+ * masks: quotes, backslashes and the four brackets. A tools/list reply is a
+ * few kilobytes with a structural byte every eight or so; comparing sixteen
+ * bytes per instruction and then visiting only the brackets outside strings
+ * is what keeps the load generator's share of a 2-core machine small (byte
+ * by byte, this skip was a quarter of its CPU). */
+#define BLOCK 64
+
+struct masks {
+    uint64_t quote, escape, bracket;
+};
+
+#ifdef __SSE2__
+/* Sixteen bytes. Brackets take two compares: OR-ing 0x20 turns '[' into '{'
+ * and ']' into '}', and nothing else into either. */
+static inline void masks16(const char *p, unsigned shift, struct masks *m)
 {
-    return c == '"' || c == '\\' || c == '{' || c == '}' || c == '[' || c == ']';
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i lower = _mm_or_si128(v, _mm_set1_epi8(0x20));
+    uint64_t q = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')));
+    uint64_t e = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+    uint64_t b = (unsigned)_mm_movemask_epi8(_mm_or_si128(
+        _mm_cmpeq_epi8(lower, _mm_set1_epi8('{')), _mm_cmpeq_epi8(lower, _mm_set1_epi8('}'))));
+    m->quote |= q << shift;
+    m->escape |= e << shift;
+    m->bracket |= b << shift;
+}
+#endif
+
+static struct masks block_masks(const char *p, size_t n)
+{
+    struct masks m = {0, 0, 0};
+    size_t i = 0;
+#ifdef __SSE2__
+    if (n >= BLOCK) {
+        masks16(p, 0, &m);
+        masks16(p + 16, 16, &m);
+        masks16(p + 32, 32, &m);
+        masks16(p + 48, 48, &m);
+        return m;
+    }
+    for (; i + 16 <= n; i += 16)
+        masks16(p + i, (unsigned)i, &m);
+#endif
+    for (; i < n && i < BLOCK; i++) {
+        char c = p[i];
+        if (c == '"')
+            m.quote |= 1ull << i;
+        else if (c == '\\')
+            m.escape |= 1ull << i;
+        else if (c == '{' || c == '}' || c == '[' || c == ']')
+            m.bracket |= 1ull << i;
+    }
+    return m;
 }
 
-/* A bit per structural byte of the (at most 16) bytes at p. A tools/list reply
- * is a few kilobytes with a structural byte every eight or so: comparing
- * sixteen bytes at once and visiting only the set bits is what keeps the load
- * generator's share of a 2-core machine small (byte by byte, this skip was a
- * quarter of its CPU). */
-static unsigned structural_mask(const char *p, size_t n)
+/* Bit i set when an odd number of the quote bits are at or below i: with no
+ * escapes about, exactly the bytes inside a string (for a string that opened
+ * in this block). Bit 63 is the parity of the whole block. */
+static uint64_t inside_quotes(uint64_t q)
 {
-#ifdef __SSE2__
-    if (n >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
-                                              _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
-                                 _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('{')),
-                                                           _mm_cmpeq_epi8(v, _mm_set1_epi8('}'))),
-                                              _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('[')),
-                                                           _mm_cmpeq_epi8(v, _mm_set1_epi8(']')))));
-        return (unsigned)_mm_movemask_epi8(m);
+    q ^= q << 1;
+    q ^= q << 2;
+    q ^= q << 4;
+    q ^= q << 8;
+    q ^= q << 16;
+    q ^= q << 32;
+    return q;
+}
+
+/* One bracket outside strings, on a stack of 64 levels as bits (plenty for a
+ * reply; deeper input is rejected). Returns 1 when it closed the outermost
+ * container, 0 to go on, -1 when brackets do not pair. */
+static inline int bracket(char c, uint64_t *stack, int *depth)
+{
+    if (c == '{' || c == '[') {
+        if (*depth == 64)
+            return -1;
+        *stack = (*stack << 1) | (c == '{');
+        ++*depth;
+        return 0;
     }
-#endif
-    unsigned mask = 0;
-    for (size_t i = 0; i < n && i < 16; i++)
-        if (is_structural((unsigned char)p[i]))
-            mask |= 1u << i;
-    return mask;
+    if (*depth == 0 || (int)(*stack & 1) != (c == '}'))
+        return -1;
+    *stack >>= 1;
+    return --*depth == 0;
 }
 
 /* Skips an object or array at s->p by bracket counting outside strings (an
- * escaped byte inside a string is passed over). Brackets must pair; a stack
- * of 64 levels as bits is plenty for a reply and keeps the walk iterative.
- * Deeper input is rejected. */
+ * escaped byte inside a string is passed over). A block without backslashes
+ * (nearly all of them) finds its brackets outside strings from the quote bits
+ * alone; a block with one walks its structural bytes in order. */
 static int skip_container(struct scan *s)
 {
     uint64_t stack = 0;
-    int depth = 0, in_string = 0;
+    int depth = 0, in_string = 0, r;
     const char *escaped_until = s->p; /* bytes before this were escaped */
-    for (const char *blk = s->p; blk < s->end; blk += 16) {
-        size_t n = (size_t)(s->end - blk);
-        unsigned mask = structural_mask(blk, n);
+    for (const char *blk = s->p; blk < s->end; blk += BLOCK) {
+        struct masks m = block_masks(blk, (size_t)(s->end - blk));
+        if (m.escape == 0 && escaped_until <= blk) {
+            uint64_t inside = inside_quotes(m.quote) ^ (in_string ? ~0ull : 0);
+            uint64_t outside = m.bracket & ~inside;
+            in_string = (int)(inside >> 63);
+            while (outside) {
+                const char *c = blk + __builtin_ctzll(outside);
+                outside &= outside - 1;
+                if ((r = bracket(*c, &stack, &depth)) != 0) {
+                    s->p = c + 1;
+                    return r > 0 ? 0 : -1;
+                }
+            }
+            continue;
+        }
+        uint64_t mask = m.quote | m.escape | m.bracket;
         while (mask) {
-            const char *c = blk + __builtin_ctz(mask);
+            const char *c = blk + __builtin_ctzll(mask);
             mask &= mask - 1;
-            if (c < escaped_until || c >= s->end)
+            if (c < escaped_until)
                 continue;
             if (*c == '"') {
                 in_string = !in_string;
             } else if (*c == '\\') {
                 if (in_string)
                     escaped_until = c + 2;
-            } else if (in_string) {
-                continue;
-            } else if (*c == '{' || *c == '[') {
-                if (depth == 64)
-                    return -1;
-                stack = (stack << 1) | (*c == '{');
-                depth++;
-            } else {
-                if (depth == 0 || (int)(stack & 1) != (*c == '}'))
-                    return -1;
-                stack >>= 1;
-                if (--depth == 0) {
-                    s->p = c + 1;
-                    return 0;
-                }
+            } else if (!in_string && (r = bracket(*c, &stack, &depth)) != 0) {
+                s->p = c + 1;
+                return r > 0 ? 0 : -1;
             }
         }
     }

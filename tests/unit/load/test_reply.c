@@ -65,9 +65,9 @@ Test(reply, nested_values_are_skipped_whatever_they_contain)
 Test(reply, skipping_is_right_at_every_block_boundary)
 {
     struct mb_load_reply r;
-    char buf[512];
-    for (int pad = 0; pad < 40; pad++) {
-        char fill[64];
+    char buf[1024];
+    for (int pad = 0; pad < 140; pad++) {
+        char fill[160];
         memset(fill, 'a', (size_t)pad);
         fill[pad] = '\0';
         snprintf(buf, sizeof(buf),
@@ -82,6 +82,18 @@ Test(reply, skipping_is_right_at_every_block_boundary)
         for (size_t cut = 12; cut < n - 8; cut += 7)
             cr_expect_neq(mb_load_reply_parse(buf, cut, &r), 0, "pad %d cut %zu accepted", pad,
                           cut);
+        /* brackets inside strings, no escapes anywhere near */
+        snprintf(buf, sizeof(buf),
+                 "{\"result\":{\"t\":\"%s}]{[\",\"%s\":[\"]\",{\"}\":\"[\"}],\"id\":7},\"id\":%d}",
+                 fill, fill, pad);
+        cr_assert_eq(parse(buf, &r), 0, "pad %d: %s", pad, buf);
+        cr_expect_eq(r.id, pad, "pad %d: %s", pad, buf);
+        n = strlen(buf);
+        for (size_t cut = 12; cut < n - 8; cut += 5)
+            cr_expect_neq(mb_load_reply_parse(buf, cut, &r), 0, "pad %d cut %zu accepted", pad,
+                          cut);
+        snprintf(buf, sizeof(buf), "{\"result\":{\"t\":\"%s]\"]},\"id\":1}", fill);
+        cr_expect_neq(parse(buf, &r), 0, "pad %d: %s accepted", pad, buf);
         /* an unpaired bracket after the escapes is still caught */
         snprintf(buf, sizeof(buf), "{\"result\":{\"t\":\"%s\\\\\\\"\"]},\"id\":1}", fill);
         cr_expect_neq(parse(buf, &r), 0, "pad %d: %s accepted", pad, buf);
