@@ -100,11 +100,15 @@ enum mb_method mb_metrics_method_of(const char *name)
 
 static void copy_trunc(char *dst, size_t cap, const char *src)
 {
-    size_t n = strlen(src);
-    if (n >= cap)
-        n = cap - 1;
+    size_t n = strnlen(src, cap - 1);
     memcpy(dst, src, n);
     dst[n] = '\0';
+}
+
+void mb_metrics_set_names(struct mb_mcp_outcome *res, const char *method, const char *tool)
+{
+    copy_trunc(res->method_name, sizeof(res->method_name), method);
+    copy_trunc(res->tool, sizeof(res->tool), tool);
 }
 
 void mb_metrics_note(struct mb_mcp_outcome *res, const struct mb_jsonrpc_msg *m)

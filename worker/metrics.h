@@ -66,6 +66,10 @@ enum mb_method mb_metrics_method_of(const char *name);
  * (mcp.c calls it once per message). */
 void mb_metrics_note(struct mb_mcp_outcome *res, const struct mb_jsonrpc_msg *m);
 
+/* Sets the outcome's method_name and tool (both truncated to their arrays:
+ * a bounded copy, no formatting; for replies the router builds later). */
+void mb_metrics_set_names(struct mb_mcp_outcome *res, const char *method, const char *tool);
+
 /* A request was answered (res->replied): counters, histogram, access log. */
 void mb_metrics_request_done(struct mb_worker *w, struct mb_conn *c,
                              const struct mb_mcp_outcome *res, size_t bytes_in, size_t bytes_out,

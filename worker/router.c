@@ -260,9 +260,8 @@ static void acct_end(struct mb_router *r, struct acct *a, struct mb_conn *c, boo
         res.replied = true;
         res.error = error;
         res.method = a->method;
-        snprintf(res.method_name, sizeof(res.method_name), "%s",
-                 mb_counters_method_name((enum mb_method)a->method));
-        snprintf(res.tool, sizeof(res.tool), "%s", a->tool ? a->tool : "");
+        mb_metrics_set_names(&res, mb_counters_method_name((enum mb_method)a->method),
+                             a->tool ? a->tool : "");
         res.backend = b ? b->conf->name : NULL;
         res.backend_stat = b ? b->bstat + 1 : 0; /* bstat -1: no record, "gateway" */
         mb_counters_observe(w->shm, w->index, MB_HIST_REQUEST_DURATION, ns);

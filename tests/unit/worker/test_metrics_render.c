@@ -58,6 +58,22 @@ Test(metrics_render, note_fills_method_and_tool)
     cr_expect_str_eq(res.tool, "");
 }
 
+Test(metrics_render, set_names_truncates_to_the_arrays)
+{
+    struct mb_mcp_outcome res;
+    char long_tool[300];
+    memset(long_tool, 'x', sizeof(long_tool) - 1);
+    long_tool[sizeof(long_tool) - 1] = '\0';
+    memset(&res, 0x55, sizeof(res));
+    mb_metrics_set_names(&res, "tools/call", long_tool);
+    cr_expect_str_eq(res.method_name, "tools/call");
+    cr_expect_eq(strlen(res.tool), sizeof(res.tool) - 1);
+    cr_expect_eq(memcmp(res.tool, long_tool, sizeof(res.tool) - 1), 0);
+    mb_metrics_set_names(&res, "", "");
+    cr_expect_str_eq(res.method_name, "");
+    cr_expect_str_eq(res.tool, "");
+}
+
 static double value(const char *text, const char *series)
 {
     char key[512];
