@@ -2,11 +2,17 @@
  * worker/jsonrpc.c — JSON-RPC 2.0 message classification and reply writing
  * (see jsonrpc.h for the decisions).
  *
- * cJSON parses and validates the message; a second, tiny scanner then walks
- * the top-level object of the same (now known to be valid) text to find the
- * bytes of the id member. cJSON keeps object members in text order, so "the
- * k-th member" is the same member for both, including with duplicate keys
- * (the first "id" wins for both) and escaped keys ("\u0069d").
+ * Two ways to the same answer. The plain path (parse_plain) validates with
+ * jsonscan.c and reads the raw top-level members; it only takes text that
+ * cJSON would read identically (mb_json_valid_plain), where a raw key
+ * comparison is a decoded one. Everything else goes to the cJSON path
+ * (mb_jsonrpc_parse_cjson): cJSON parses and validates the message; a
+ * second, tiny scanner then walks the top-level object of the same (now
+ * known to be valid) text to find the bytes of the id member. cJSON keeps
+ * object members in text order, so "the k-th member" is the same member for
+ * both, including with duplicate keys (the first "id" wins for both) and
+ * escaped keys ("\u0069d"). Both paths fill a struct fields and let
+ * decide() classify, so the rules exist once.
  */
 #include "worker/jsonrpc.h"
 
@@ -157,11 +163,132 @@ static int invalid(struct mb_jsonrpc_msg *m, int code, const char *msg)
     return 0;
 }
 
-int mb_jsonrpc_parse(const char *text, size_t len, struct mb_jsonrpc_msg *m)
+/* What the classification needs to know about the top-level members. */
+enum field_type { F_ABSENT, F_STRING, F_NUMBER, F_NULL, F_OTHER };
+struct fields {
+    bool jsonrpc_ok; /* "jsonrpc" is the string "2.0" */
+    enum field_type id, method;
+    bool result, error;
+};
+
+static void reset(struct mb_jsonrpc_msg *m)
 {
     memset(m, 0, sizeof(*m));
     m->id = "null";
     m->id_len = 4;
+    m->method_id = MB_METHOD_INVALID;
+}
+
+/* The rules of jsonrpc.h, in the order the errors take precedence. */
+static int decide(struct mb_jsonrpc_msg *m, const struct fields *f)
+{
+    if (!f->jsonrpc_ok)
+        return invalid(m, MB_JSONRPC_INVALID_REQUEST,
+                       "Invalid Request: \"jsonrpc\" must be \"2.0\"");
+    if (f->id == F_OTHER)
+        return invalid(m, MB_JSONRPC_INVALID_REQUEST,
+                       "Invalid Request: \"id\" must be a string or a number");
+    if (f->id == F_NULL)
+        return invalid(m, MB_JSONRPC_INVALID_REQUEST, "Invalid Request: \"id\" must not be null");
+    if (f->method != F_ABSENT) {
+        if (f->method != F_STRING)
+            return invalid(m, MB_JSONRPC_INVALID_REQUEST,
+                           "Invalid Request: \"method\" must be a string");
+        m->kind = f->id != F_ABSENT ? MB_JSONRPC_REQUEST : MB_JSONRPC_NOTIFICATION;
+        return 0;
+    }
+    if (f->id != F_ABSENT && f->result != f->error) {
+        m->kind = MB_JSONRPC_RESPONSE;
+        return 0;
+    }
+    return invalid(m, MB_JSONRPC_INVALID_REQUEST, "Invalid Request: \"method\" is missing");
+}
+
+/* The method is known (a string): its label, once. */
+static void set_method(struct mb_jsonrpc_msg *m, const char *name, size_t len)
+{
+    m->method = name;
+    if (m->kind == MB_JSONRPC_REQUEST || m->kind == MB_JSONRPC_NOTIFICATION)
+        m->method_id = mb_jsonrpc_method_of(name, len);
+}
+
+static enum field_type raw_type(struct mb_json_raw v)
+{
+    if (v.p == NULL)
+        return F_ABSENT;
+    switch (v.p[0]) {
+    case '"':
+        return F_STRING;
+    case 'n':
+        return F_NULL;
+    case '-':
+        return F_NUMBER;
+    default:
+        return v.p[0] >= '0' && v.p[0] <= '9' ? F_NUMBER : F_OTHER;
+    }
+}
+
+/* The plain path (see the top of the file). Returns MB_DECLINED, m reset,
+ * when the cJSON path must decide. */
+static int parse_plain(const char *text, size_t len, struct mb_jsonrpc_msg *m)
+{
+    static const char *const names[] = {"jsonrpc", "method", "params", "id", "result", "error"};
+    struct mb_json_raw v[6];
+    struct fields f;
+
+    if (!mb_json_valid_plain(text, len))
+        return MB_DECLINED;
+    const char *p = skip_ws(text, text + len); /* valid: a value follows */
+    if (*p == '[')
+        return invalid(m, MB_JSONRPC_INVALID_REQUEST,
+                       "Invalid Request: batches are not supported (removed in MCP 2025-06-18)");
+    if (*p != '{' || mb_json_members(text, len, names, 6, v) != 0)
+        return invalid(m, MB_JSONRPC_INVALID_REQUEST,
+                       "Invalid Request: a message must be a JSON object");
+    f.jsonrpc_ok = v[0].len == 5 && memcmp(v[0].p, "\"2.0\"", 5) == 0;
+    f.method = raw_type(v[1]);
+    f.id = raw_type(v[3]);
+    f.result = v[4].p != NULL;
+    f.error = v[5].p != NULL;
+    long mlen = 0;
+    if (f.method == F_STRING &&
+        (mlen = mb_json_raw_plain_string(v[1], m->method_buf, sizeof(m->method_buf))) < 0) {
+        reset(m); /* escapes or too long: decoded by cJSON */
+        return MB_DECLINED;
+    }
+    if (f.id == F_STRING || f.id == F_NUMBER) {
+        m->id = v[3].p;
+        m->id_len = v[3].len;
+    }
+    m->plain = true;
+    m->params_raw = v[2];
+    decide(m, &f);
+    if (m->kind == MB_JSONRPC_REQUEST || m->kind == MB_JSONRPC_NOTIFICATION)
+        set_method(m, m->method_buf, (size_t)mlen);
+    return 0;
+}
+
+int mb_jsonrpc_parse(const char *text, size_t len, struct mb_jsonrpc_msg *m)
+{
+    reset(m);
+    if (parse_plain(text, len, m) == 0)
+        return 0;
+    return mb_jsonrpc_parse_cjson(text, len, m);
+}
+
+static enum field_type tree_type(const cJSON *c)
+{
+    return c == NULL           ? F_ABSENT
+           : cJSON_IsString(c) ? F_STRING
+           : cJSON_IsNumber(c) ? F_NUMBER
+           : cJSON_IsNull(c)   ? F_NULL
+                               : F_OTHER;
+}
+
+int mb_jsonrpc_parse_cjson(const char *text, size_t len, struct mb_jsonrpc_msg *m)
+{
+    reset(m);
+    m->params_parsed = true; /* params_tree is a node of root (or absent) */
 
     const char *parse_end = NULL;
     m->root = cJSON_ParseWithLengthOpts(text, len, &parse_end, 0);
@@ -180,7 +307,7 @@ int mb_jsonrpc_parse(const char *text, size_t len, struct mb_jsonrpc_msg *m)
 
     const cJSON *jsonrpc = NULL, *method = NULL, *id = NULL, *result = NULL, *error = NULL;
     int id_index = -1, i = 0;
-    for (const cJSON *c = m->root->child; c != NULL; c = c->next, i++) {
+    for (cJSON *c = m->root->child; c != NULL; c = c->next, i++) {
         const char *k = c->string;
         if (k == NULL)
             continue;
@@ -188,8 +315,8 @@ int mb_jsonrpc_parse(const char *text, size_t len, struct mb_jsonrpc_msg *m)
             jsonrpc = c;
         else if (method == NULL && strcmp(k, "method") == 0)
             method = c;
-        else if (m->params == NULL && strcmp(k, "params") == 0)
-            m->params = c;
+        else if (m->params_tree == NULL && strcmp(k, "params") == 0)
+            m->params_tree = c;
         else if (id == NULL && strcmp(k, "id") == 0) {
             id = c;
             id_index = i;
@@ -199,50 +326,82 @@ int mb_jsonrpc_parse(const char *text, size_t len, struct mb_jsonrpc_msg *m)
             error = c;
     }
 
-    int id_bad_type = 0;
-    if (id != NULL && (cJSON_IsString(id) || cJSON_IsNumber(id))) {
+    struct fields f = {
+        .jsonrpc_ok = cJSON_IsString(jsonrpc) && strcmp(jsonrpc->valuestring, "2.0") == 0,
+        .id = tree_type(id),
+        .method = tree_type(method),
+        .result = result != NULL,
+        .error = error != NULL,
+    };
+    if (f.id == F_STRING || f.id == F_NUMBER) {
         const char *raw;
         size_t raw_len;
         if (find_member(text, len, id_index, &raw, &raw_len) != 0)
             return invalid(m, MB_JSONRPC_INTERNAL_ERROR, "Internal error: cannot locate the id");
-        if (cJSON_IsNumber(id) ? !strict_number(raw, raw_len) : !clean_string(raw, raw_len))
+        if (f.id == F_NUMBER ? !strict_number(raw, raw_len) : !clean_string(raw, raw_len))
             return invalid(m, MB_JSONRPC_PARSE_ERROR, "Parse error: malformed id");
         m->id = raw;
         m->id_len = raw_len;
-    } else if (id != NULL && !cJSON_IsNull(id)) {
-        id_bad_type = 1;
     }
+    decide(m, &f);
+    if (m->kind == MB_JSONRPC_REQUEST || m->kind == MB_JSONRPC_NOTIFICATION)
+        set_method(m, method->valuestring, strlen(method->valuestring));
+    return 0;
+}
 
-    if (!cJSON_IsString(jsonrpc) || strcmp(jsonrpc->valuestring, "2.0") != 0)
-        return invalid(m, MB_JSONRPC_INVALID_REQUEST,
-                       "Invalid Request: \"jsonrpc\" must be \"2.0\"");
-    if (id_bad_type)
-        return invalid(m, MB_JSONRPC_INVALID_REQUEST,
-                       "Invalid Request: \"id\" must be a string or a number");
-    if (cJSON_IsNull(id))
-        return invalid(m, MB_JSONRPC_INVALID_REQUEST, "Invalid Request: \"id\" must not be null");
+const cJSON *mb_jsonrpc_params(const struct mb_jsonrpc_msg *m)
+{
+    if (!m->params_parsed) {
+        /* The cache described in jsonrpc.h: m is never a const object. */
+        struct mb_jsonrpc_msg *w = (struct mb_jsonrpc_msg *)m;
+        w->params_parsed = true;
+        if (m->params_raw.p != NULL)
+            w->params_tree = cJSON_ParseWithLength(m->params_raw.p, m->params_raw.len);
+    }
+    return m->params_tree;
+}
 
-    if (method != NULL) {
-        if (!cJSON_IsString(method))
-            return invalid(m, MB_JSONRPC_INVALID_REQUEST,
-                           "Invalid Request: \"method\" must be a string");
-        m->method = method->valuestring;
-        m->kind = id != NULL ? MB_JSONRPC_REQUEST : MB_JSONRPC_NOTIFICATION;
+int mb_jsonrpc_param_raw(const struct mb_jsonrpc_msg *m, const char *name, struct mb_json_raw *out)
+{
+    out->p = NULL;
+    out->len = 0;
+    if (!m->plain)
+        return MB_DECLINED;
+    if (m->params_raw.p == NULL)
         return 0;
-    }
-    if (id != NULL && (result != NULL) != (error != NULL)) {
-        m->kind = MB_JSONRPC_RESPONSE;
-        return 0;
-    }
-    return invalid(m, MB_JSONRPC_INVALID_REQUEST, "Invalid Request: \"method\" is missing");
+    return mb_json_members(m->params_raw.p, m->params_raw.len, &name, 1, out);
+}
+
+static const struct {
+    const char *name;
+    size_t len;
+} method_names[] = {
+#define MB_X_(a, id, name) {name, sizeof(name) - 1},
+    MB_METHODS(MB_X_, _)
+#undef MB_X_
+};
+
+enum mb_method mb_jsonrpc_method_of(const char *name, size_t len)
+{
+    /* "other" and "invalid" are labels, never method names. */
+    for (int i = 0; i < MB_METHOD_OTHER; i++)
+        if (method_names[i].len == len && memcmp(name, method_names[i].name, len) == 0)
+            return (enum mb_method)i;
+    return MB_METHOD_OTHER;
 }
 
 void mb_jsonrpc_msg_release(struct mb_jsonrpc_msg *m)
 {
-    cJSON_Delete(m->root);
+    if (m->root != NULL)
+        cJSON_Delete(m->root); /* params_tree is inside it */
+    else
+        cJSON_Delete(m->params_tree);
     m->root = NULL;
+    m->params_tree = NULL;
+    m->params_parsed = false;
+    m->params_raw = (struct mb_json_raw){NULL, 0};
+    m->plain = false;
     m->method = NULL;
-    m->params = NULL;
 }
 
 #define LIT(b, s) mb_buf_append((b), (s), sizeof(s) - 1)

@@ -26,6 +26,22 @@
  *     silently (it will be routed to a backend later).
  *   - params, when present, is not checked here: each method checks it and
  *     answers -32602 (mcp.c), so a wrong params type is "Invalid params".
+ *   - Duplicate keys: the first member of a name wins. Keys are compared as
+ *     decoded text: "\u0069d" is the id.
+ *   - Anything after the one JSON value but white space is a parse error.
+ *
+ * How (speed; none of this changes an answer): the common message is
+ * decided without cJSON. mb_json_valid_plain (jsonscan.h) checks the strict
+ * grammar and that the text is what cJSON reads the same way (no \u
+ * escape, no number over 63 bytes); one mb_json_members pass then finds the
+ * raw jsonrpc, method, params, id, result and error, and the method is
+ * copied out when it is a string without escapes of under 128 bytes. Every
+ * other message (invalid JSON, \u escapes, non-strict numbers, an escaped
+ * or long method) is decided by mb_jsonrpc_parse_cjson, the cJSON
+ * reference, exactly as before; tests/unit/worker/test_jsonrpc.c checks
+ * that both agree on a corpus and its mutations. params is parsed into a
+ * cJSON tree only when a consumer asks (mb_jsonrpc_params): a tools/list
+ * without params builds no tree at all.
  */
 #ifndef MB_WORKER_JSONRPC_H
 #define MB_WORKER_JSONRPC_H
@@ -34,7 +50,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "shm/counters.h"
 #include "worker/buf.h"
+#include "worker/jsonscan.h"
 
 #define MB_JSONRPC_PARSE_ERROR      (-32700)
 #define MB_JSONRPC_INVALID_REQUEST  (-32600)
@@ -49,20 +67,49 @@ enum mb_jsonrpc_kind {
     MB_JSONRPC_INVALID       /* answer with error/error_msg and id */
 };
 
+/* The longest method name decided without cJSON (the longest MCP method is
+ * 36 bytes); a longer one takes the cJSON path. */
+#define MB_JSONRPC_METHOD_MAX 128
+
 struct mb_jsonrpc_msg {
     enum mb_jsonrpc_kind kind;
-    cJSON *root;         /* the parsed message (owned; NULL on a parse error) */
-    const char *method;  /* REQUEST, NOTIFICATION: NUL-terminated, in root */
-    const cJSON *params; /* NULL when absent */
-    const char *id;      /* raw id text, pointing into the input; "null" when none */
+    const char *method;       /* REQUEST, NOTIFICATION: NUL-terminated, in m or its tree */
+    enum mb_method method_id; /* REQUEST, NOTIFICATION: the method's bounded label,
+                                 classified once (MB_METHOD_OTHER for any other name);
+                                 otherwise MB_METHOD_INVALID */
+    const char *id;           /* raw id text, pointing into the input; "null" when none */
     size_t id_len;
     int error;             /* INVALID: the error code to answer with */
     const char *error_msg; /* INVALID: static text for the error message */
+    /* Private to jsonrpc.c: read params with mb_jsonrpc_params. */
+    struct mb_json_raw params_raw; /* the raw params value; {NULL, 0} when absent */
+    bool plain;                    /* decided without cJSON (mb_json_valid_plain text) */
+    bool params_parsed;            /* params_tree is final */
+    cJSON *root;                   /* the whole message, on the cJSON path only */
+    cJSON *params_tree;            /* params: a node of root, or parsed on first use */
+    char method_buf[MB_JSONRPC_METHOD_MAX];
 };
 
 /* Classifies text (len bytes, need not be NUL-terminated). Always fills *m;
- * returns 0. The input must outlive m (m->id points into it). */
+ * returns 0. The input must outlive m (m->id and params point into it). */
 int mb_jsonrpc_parse(const char *text, size_t len, struct mb_jsonrpc_msg *m);
+/* The same decided with cJSON for every message: the reference the fast
+ * path falls back to (exported for the tests that compare the two). */
+int mb_jsonrpc_parse_cjson(const char *text, size_t len, struct mb_jsonrpc_msg *m);
+/* params as a cJSON tree (NULL when absent; also when memory ran out, so
+ * the method answers "Invalid params" rather than crash). Parsed on the
+ * first call and kept in m: m is logically const (the tree is a cache of
+ * text m already holds), which is why a const message may be passed. */
+const cJSON *mb_jsonrpc_params(const struct mb_jsonrpc_msg *m);
+/* The raw text of params member name, for a message decided without cJSON
+ * (m->plain: its keys are their raw bytes). Returns 0 and fills *out ({NULL,
+ * 0} when params or the member is absent), or MB_DECLINED when raw lookups
+ * cannot be trusted (not m->plain, or params is not an object): use the
+ * tree then. */
+int mb_jsonrpc_param_raw(const struct mb_jsonrpc_msg *m, const char *name, struct mb_json_raw *out);
+/* The bounded label of a method name (len bytes): one of shm/counters.h's
+ * MB_METHODS, MB_METHOD_OTHER for any other name. */
+enum mb_method mb_jsonrpc_method_of(const char *name, size_t len);
 /* Frees what mb_jsonrpc_parse allocated; m can be parsed into again. */
 void mb_jsonrpc_msg_release(struct mb_jsonrpc_msg *m);
 

@@ -13,6 +13,7 @@
 
 struct scan {
     const char *p, *end;
+    bool plain; /* mb_json_valid_plain: no \u escapes, no number over 63 bytes */
 };
 
 static void ws(struct scan *s)
@@ -20,6 +21,9 @@ static void ws(struct scan *s)
     while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
         s->p++;
 }
+
+/* cJSON 1.7 reads at most 63 bytes of a number and then fails on the rest. */
+#define PLAIN_NUMBER_MAX 63
 
 static bool hexdig(char c)
 {
@@ -46,6 +50,8 @@ static bool v_string(struct scan *s)
             return false;
         c = (unsigned char)*s->p++;
         if (c == 'u') {
+            if (s->plain)
+                return false;
             if (s->end - s->p < 4 || !hexdig(s->p[0]) || !hexdig(s->p[1]) || !hexdig(s->p[2]) ||
                 !hexdig(s->p[3]))
                 return false;
@@ -57,7 +63,7 @@ static bool v_string(struct scan *s)
     return false;
 }
 
-static bool v_number(struct scan *s)
+static bool v_number_body(struct scan *s)
 {
     if (s->p < s->end && *s->p == '-')
         s->p++;
@@ -87,6 +93,14 @@ static bool v_number(struct scan *s)
             s->p++;
     }
     return true;
+}
+
+static bool v_number(struct scan *s)
+{
+    const char *start = s->p;
+    if (!v_number_body(s))
+        return false;
+    return !s->plain || s->p - start <= PLAIN_NUMBER_MAX;
 }
 
 static bool literal(struct scan *s, const char *word)
@@ -154,25 +168,35 @@ static bool v_value(struct scan *s, int depth)
     }
 }
 
-bool mb_json_valid(const char *text, size_t len)
+static bool valid(const char *text, size_t len, bool plain)
 {
-    struct scan s = {text, text + len};
+    struct scan s = {text, text + len, plain};
     if (!v_value(&s, 0))
         return false;
     ws(&s);
     return s.p == s.end;
 }
 
+bool mb_json_valid(const char *text, size_t len)
+{
+    return valid(text, len, false);
+}
+
+bool mb_json_valid_plain(const char *text, size_t len)
+{
+    return valid(text, len, true);
+}
+
 /* Skips one value of text already known to be valid. */
 static const char *skip(const char *p, const char *end)
 {
-    struct scan s = {p, end};
+    struct scan s = {p, end, false};
     return v_value(&s, 0) ? s.p : NULL;
 }
 
 int mb_json_member(const char *text, size_t len, const char *key, struct mb_json_raw *out)
 {
-    struct scan s = {text, text + len};
+    struct scan s = {text, text + len, false};
     size_t klen = strlen(key);
 
     out->p = NULL;
@@ -265,7 +289,7 @@ static const char *skip_valid(const char *p, const char *end)
 int mb_json_members(const char *text, size_t len, const char *const *names, size_t n,
                     struct mb_json_raw *out)
 {
-    struct scan s = {text, text + len};
+    struct scan s = {text, text + len, false};
     size_t left = n;
 
     for (size_t i = 0; i < n; i++)

@@ -31,6 +31,13 @@ struct mb_json_raw {
 /* True when text is exactly one JSON value (strict RFC 8259 grammar,
  * surrounding white space allowed), nested at most 128 deep. */
 bool mb_json_valid(const char *text, size_t len);
+/* mb_json_valid, and also: no \u escape in any string and no number longer
+ * than 63 bytes. Text that passes is text cJSON 1.7 parses, to a tree whose
+ * keys are the raw key bytes (only \u can spell a key in other bytes that
+ * matter: the other escapes decode to quote, backslash, slash or controls).
+ * jsonrpc.c uses it to decide a client message without cJSON; anything
+ * else goes to cJSON as before. */
+bool mb_json_valid_plain(const char *text, size_t len);
 /* The raw value of member key in the object text (which must be valid JSON).
  * Returns 0 and fills *out, or MB_DECLINED when text is not an object or
  * has no such member (*out is then {NULL, 0}). */

@@ -61,12 +61,12 @@ static int reply_error(struct call *c, int code, const char *msg, const char *de
 /* params must be absent or an object for every MCP method. */
 static int params_ok(struct call *c)
 {
-    return c->m->params == NULL || cJSON_IsObject(c->m->params);
+    return mb_jsonrpc_params(c->m) == NULL || cJSON_IsObject(mb_jsonrpc_params(c->m));
 }
 
 static const cJSON *param(struct call *c, const char *name)
 {
-    return c->m->params ? cJSON_GetObjectItemCaseSensitive(c->m->params, name) : NULL;
+    return cJSON_GetObjectItemCaseSensitive(mb_jsonrpc_params(c->m), name);
 }
 
 int mb_mcp_initialize_reply(struct mb_mcp_session *s, const char *id, size_t id_len,
@@ -97,7 +97,7 @@ static int do_initialize(struct call *c)
         return reply_error(c, MB_JSONRPC_INVALID_REQUEST,
                            "Invalid Request: initialize was already received on this session",
                            NULL);
-    if (c->m->params == NULL || !cJSON_IsObject(c->m->params))
+    if (!cJSON_IsObject(mb_jsonrpc_params(c->m)))
         return reply_error(c, MB_JSONRPC_INVALID_PARAMS,
                            "Invalid params: initialize needs an object with protocolVersion", NULL);
     const cJSON *pv = param(c, "protocolVersion");
@@ -145,7 +145,7 @@ static int do_tools_list(struct call *c)
 
 static int do_tools_call(struct call *c)
 {
-    if (c->m->params == NULL || !cJSON_IsObject(c->m->params))
+    if (!cJSON_IsObject(mb_jsonrpc_params(c->m)))
         return reply_error(c, MB_JSONRPC_INVALID_PARAMS,
                            "Invalid params: tools/call needs an object with name", NULL);
     const cJSON *name = param(c, "name");

@@ -81,21 +81,9 @@
 
 /* ------------------------------------------------------------------ accounting */
 
-static const char *const method_names[MB_METHOD__COUNT] = {
-#define MB_X_(a, id, name) name,
-    MB_METHODS(MB_X_, _)
-#undef MB_X_
-};
-
 enum mb_method mb_metrics_method_of(const char *name)
 {
-    if (name == NULL)
-        return MB_METHOD_INVALID;
-    /* "other" and "invalid" are labels, never method names. */
-    for (int i = 0; i < MB_METHOD_OTHER; i++)
-        if (strcmp(name, method_names[i]) == 0)
-            return (enum mb_method)i;
-    return MB_METHOD_OTHER;
+    return name == NULL ? MB_METHOD_INVALID : mb_jsonrpc_method_of(name, strlen(name));
 }
 
 static void copy_trunc(char *dst, size_t cap, const char *src)
@@ -114,14 +102,15 @@ void mb_metrics_set_names(struct mb_mcp_outcome *res, const char *method, const 
 void mb_metrics_note(struct mb_mcp_outcome *res, const struct mb_jsonrpc_msg *m)
 {
     bool request = m->kind == MB_JSONRPC_REQUEST || m->kind == MB_JSONRPC_NOTIFICATION;
-    res->method = mb_metrics_method_of(request ? m->method : NULL);
+    res->method = m->method_id; /* classified once by the parse */
     res->method_name[0] = '\0';
     res->tool[0] = '\0';
     if (!request)
         return;
     copy_trunc(res->method_name, sizeof(res->method_name), m->method);
-    if (res->method == MB_METHOD_TOOLS_CALL && cJSON_IsObject(m->params)) {
-        const cJSON *name = cJSON_GetObjectItemCaseSensitive(m->params, "name");
+    const cJSON *params = res->method == MB_METHOD_TOOLS_CALL ? mb_jsonrpc_params(m) : NULL;
+    if (cJSON_IsObject(params)) {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(params, "name");
         if (cJSON_IsString(name))
             copy_trunc(res->tool, sizeof(res->tool), name->valuestring);
     }

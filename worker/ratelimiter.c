@@ -295,8 +295,8 @@ int mb_ratelimiter_request(struct mb_worker *w, struct mb_conn *c, const struct 
 
     if (!w->conf->rate_limit.enabled)
         return MB_DECLINED;
-    if (strcmp(m->method, "tools/call") == 0 && m->params != NULL) {
-        const cJSON *name = cJSON_GetObjectItemCaseSensitive(m->params, "name");
+    if (m->method_id == MB_METHOD_TOOLS_CALL) {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(mb_jsonrpc_params(m), "name");
         if (cJSON_IsString(name))
             tool = name->valuestring;
     }

@@ -1001,7 +1001,8 @@ static int resp_lookup(struct mb_router *r, struct mb_conn *c, const struct mb_j
     if (!r->resp_on || (!call && strcmp(m->method, "resources/read") != 0))
         return MB_DECLINED;
     const struct mb_conf_caching *cc = &r->conf->caching;
-    const cJSON *args = call ? cJSON_GetObjectItemCaseSensitive(m->params, "arguments") : NULL;
+    const cJSON *args =
+        call ? cJSON_GetObjectItemCaseSensitive(mb_jsonrpc_params(m), "arguments") : NULL;
     plan->private_ok =
         mb_cachekey_listed(&b->conf->cache_tools, name) ||
         (call && cc->response_cache.cache_annotated && annotated_cacheable(r, b, name));
@@ -1632,12 +1633,12 @@ static int reply_invalid(const struct mb_jsonrpc_msg *m, struct mb_buf *out,
     return mb_jsonrpc_write_error(out, m->id, m->id_len, MB_JSONRPC_INVALID_PARAMS, msg, NULL, 0);
 }
 
-/* The upstream text of a routed request, with the cJSON tree (slow path:
+/* The upstream text of a routed request, through a cJSON tree of text (slow path:
  * keys written with escapes, so the raw scan did not find them). */
-static int build_slow(const struct mb_jsonrpc_msg *m, uint64_t gid, const char *const *npath,
+static int build_slow(const char *text, size_t len, uint64_t gid, const char *const *npath,
                       const char *newname, struct mb_buf *o)
 {
-    cJSON *copy = cJSON_Duplicate(m->root, 1);
+    cJSON *copy = cJSON_ParseWithLength(text, len);
     int rc = MB_ERR;
     if (copy == NULL)
         return MB_ERR;
@@ -1655,10 +1656,10 @@ static int build_slow(const struct mb_jsonrpc_msg *m, uint64_t gid, const char *
     if (cJSON_GetObjectItemCaseSensitive(meta, "progressToken"))
         cJSON_ReplaceItemInObjectCaseSensitive(meta, "progressToken",
                                                cJSON_CreateNumber((double)gid));
-    char *text = cJSON_PrintUnformatted(copy);
-    if (text) {
-        rc = mb_buf_append_str(o, text);
-        free(text);
+    char *printed = cJSON_PrintUnformatted(copy);
+    if (printed) {
+        rc = mb_buf_append_str(o, printed);
+        free(printed);
     }
     cJSON_Delete(copy);
     return rc;
@@ -1674,8 +1675,8 @@ static int route_one(struct mb_router *r, struct mb_conn *c, const struct mb_jso
                                                  : "resource";
     const char *field = npath[2] ? npath[2] : npath[1];
     /* The target, read from the tree the client parse made. */
-    const cJSON *node = m->root;
-    for (size_t i = 0; npath[i] && node; i++)
+    const cJSON *node = mb_jsonrpc_params(m); /* npath[0] is "params" */
+    for (size_t i = 1; npath[i] && node; i++)
         node = cJSON_GetObjectItemCaseSensitive(node, npath[i]);
     if (!cJSON_IsString(node)) {
         char msg[96];
@@ -1708,7 +1709,7 @@ static int route_one(struct mb_router *r, struct mb_conn *c, const struct mb_jso
     /* text is the request cJSON parsed (m): well-formed. */
     mb_json_path_parsed(text, len, npath, &raw_name);
     mb_json_path_parsed(text, len, tok_path, &raw_tok);
-    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(m->params, "_meta");
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(mb_jsonrpc_params(m), "_meta");
     bool has_tok = cJSON_GetObjectItemCaseSensitive(meta, "progressToken") != NULL;
     if (has_tok && raw_tok.p) {
         if ((p->ctok = malloc(raw_tok.len)) == NULL)
@@ -1719,7 +1720,7 @@ static int route_one(struct mb_router *r, struct mb_conn *c, const struct mb_jso
 
     struct mb_buf o = {0};
     if ((strip && raw_name.p == NULL) || (has_tok && raw_tok.p == NULL)) {
-        if (build_slow(m, p->gid, npath, strip ? rest : NULL, &o) != 0)
+        if (build_slow(text, len, p->gid, npath, strip ? rest : NULL, &o) != 0)
             goto oom_buf;
     } else {
         char gid[24], *nm = NULL;
@@ -1760,7 +1761,7 @@ oom:
 static int set_level(struct mb_router *r, struct mb_conn *c, const struct mb_jsonrpc_msg *m,
                      const char *text, size_t len, struct mb_buf *out, struct mb_mcp_outcome *res)
 {
-    const cJSON *lvl = cJSON_GetObjectItemCaseSensitive(m->params, "level");
+    const cJSON *lvl = cJSON_GetObjectItemCaseSensitive(mb_jsonrpc_params(m), "level");
     if (!cJSON_IsString(lvl))
         return reply_invalid(m, out, res, "Invalid params: level must be a string");
     for (size_t i = 0; i < r->n; i++) {
@@ -1802,11 +1803,12 @@ static int route_request(struct mb_router *r, struct mb_conn *c, const struct mb
     static const char *const p_ref_uri[] = {"params", "ref", "uri", NULL};
     const char *method = m->method;
 
-    if (m->params != NULL && !cJSON_IsObject(m->params))
+    const cJSON *params = mb_jsonrpc_params(m);
+    if (params != NULL && !cJSON_IsObject(params))
         return reply_invalid(m, out, res, "Invalid params: params must be an object");
     int kind = mb_list_kind_of(method);
     if (kind >= 0) {
-        const cJSON *cursor = cJSON_GetObjectItemCaseSensitive(m->params, "cursor");
+        const cJSON *cursor = cJSON_GetObjectItemCaseSensitive(mb_jsonrpc_params(m), "cursor");
         if (cursor != NULL && !cJSON_IsString(cursor))
             return reply_invalid(m, out, res, "Invalid params: cursor must be a string");
         /* The merged list is always one page: no cursor was handed out. */
@@ -1815,7 +1817,7 @@ static int route_request(struct mb_router *r, struct mb_conn *c, const struct mb
         return fan_out(r, c, m, (enum mb_list_kind)kind, len, out, res);
     }
     if (strcmp(method, "tools/call") == 0) {
-        const cJSON *args = cJSON_GetObjectItemCaseSensitive(m->params, "arguments");
+        const cJSON *args = cJSON_GetObjectItemCaseSensitive(mb_jsonrpc_params(m), "arguments");
         if (args != NULL && !cJSON_IsObject(args))
             return reply_invalid(m, out, res, "Invalid params: arguments must be an object");
         return route_one(r, c, m, text, len, MB_LIST_TOOLS, p_name, out, res);
@@ -1826,7 +1828,7 @@ static int route_request(struct mb_router *r, struct mb_conn *c, const struct mb
         strcmp(method, "resources/unsubscribe") == 0)
         return route_one(r, c, m, text, len, MB_LIST_RESOURCES, p_uri, out, res);
     if (strcmp(method, "completion/complete") == 0) {
-        const cJSON *ref = cJSON_GetObjectItemCaseSensitive(m->params, "ref");
+        const cJSON *ref = cJSON_GetObjectItemCaseSensitive(mb_jsonrpc_params(m), "ref");
         const cJSON *type = cJSON_GetObjectItemCaseSensitive(ref, "type");
         if (!cJSON_IsString(type))
             return reply_invalid(m, out, res, "Invalid params: params.ref.type must be a string");

@@ -149,3 +149,23 @@ Test(jsonscan, path_parsed_agrees_with_path)
     cr_expect_eq(mb_json_path_parsed(t, len, p4, &r), MB_DECLINED);
     cr_expect_null(r.p);
 }
+
+Test(jsonscan, valid_plain_is_valid_without_unicode_escapes_or_long_numbers)
+{
+    static const char *const yes[] = {
+        "{\"a\":\"x\\n\\\"\\/\"}", "[1,-2.5e3,true,null]",
+        "123456789012345678901234567890123456789012345678901234567890123"};
+    static const char *const no[] = {
+        "{\"a\":\"\\u0041\"}", "{\"\\u0061\":1}",
+        "1234567890123456789012345678901234567890123456789012345678901234", "{\"a\":01}",
+        "{\"a\":\"\x01\"}"};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        cr_expect(mb_json_valid_plain(yes[i], strlen(yes[i])), "%s", yes[i]);
+        cr_expect(mb_json_valid(yes[i], strlen(yes[i])), "%s", yes[i]);
+    }
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+        cr_expect(!mb_json_valid_plain(no[i], strlen(no[i])), "%s", no[i]);
+    /* the first two and the long number are still JSON */
+    for (size_t i = 0; i < 3; i++)
+        cr_expect(mb_json_valid(no[i], strlen(no[i])), "%s", no[i]);
+}
