@@ -16,11 +16,13 @@
 
 static const struct {
     const char *method, *key, *field;
+    enum mb_method id;
 } kinds[MB_LIST_KINDS] = {
-    {"tools/list", "tools", "name"},
-    {"prompts/list", "prompts", "name"},
-    {"resources/list", "resources", "uri"},
-    {"resources/templates/list", "resourceTemplates", "uriTemplate"},
+    {"tools/list", "tools", "name", MB_METHOD_TOOLS_LIST},
+    {"prompts/list", "prompts", "name", MB_METHOD_PROMPTS_LIST},
+    {"resources/list", "resources", "uri", MB_METHOD_RESOURCES_LIST},
+    {"resources/templates/list", "resourceTemplates", "uriTemplate",
+     MB_METHOD_RESOURCES_TEMPLATES_LIST},
 };
 
 const char *mb_list_method(enum mb_list_kind k)
@@ -38,10 +40,10 @@ const char *mb_list_field(enum mb_list_kind k)
     return kinds[k].field;
 }
 
-int mb_list_kind_of(const char *method)
+int mb_list_kind_of(enum mb_method method)
 {
     for (int i = 0; i < MB_LIST_KINDS; i++)
-        if (strcmp(method, kinds[i].method) == 0)
+        if (kinds[i].id == method)
             return i;
     return -1;
 }

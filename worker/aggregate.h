@@ -26,6 +26,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "shm/counters.h"
 #include "worker/buf.h"
 
 #define MB_URI_SEPARATOR "+"
@@ -37,8 +38,8 @@ enum mb_list_kind { MB_LIST_TOOLS, MB_LIST_PROMPTS, MB_LIST_RESOURCES, MB_LIST_T
 const char *mb_list_method(enum mb_list_kind k);
 const char *mb_list_key(enum mb_list_kind k);
 const char *mb_list_field(enum mb_list_kind k);
-/* The kind of a list method, or -1. */
-int mb_list_kind_of(const char *method);
+/* The kind of a list method (its label, classified by the parse), or -1. */
+int mb_list_kind_of(enum mb_method method);
 
 /* Appends backend+sep+name. */
 int mb_names_prefix(struct mb_buf *out, const char *backend, const char *sep, const char *name,

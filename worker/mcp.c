@@ -161,16 +161,6 @@ static int do_tools_call(struct call *c)
     return reply_error(c, MB_JSONRPC_INVALID_PARAMS, "Unknown tool", name->valuestring);
 }
 
-static const struct {
-    const char *name;
-    int (*fn)(struct call *c);
-} methods[] = {
-    {"tools/list", do_tools_list},
-    {"tools/call", do_tools_call},
-    {"ping", do_ping},
-    {"initialize", do_initialize},
-};
-
 static void implicit_session(struct call *c)
 {
     if (!c->s->initialized && c->s->version < 0) {
@@ -182,15 +172,26 @@ static void implicit_session(struct call *c)
 
 static int handle_request(struct call *c)
 {
-    const char *name = c->m->method;
-    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
-        if (strcmp(name, methods[i].name) != 0)
-            continue;
-        if (methods[i].fn != do_initialize)
-            implicit_session(c);
-        if (c->s->router && methods[i].fn != do_initialize && methods[i].fn != do_ping)
-            break; /* tools/list and tools/call go to the backends */
-        return methods[i].fn(c);
+    /* initialize and ping are answered here; with a router, everything
+     * else goes to it (tools/list and tools/call to the backends). */
+    switch (c->m->method_id) {
+    case MB_METHOD_INITIALIZE:
+        return do_initialize(c);
+    case MB_METHOD_PING:
+        implicit_session(c);
+        return do_ping(c);
+    case MB_METHOD_TOOLS_LIST:
+        implicit_session(c);
+        if (c->s->router == NULL)
+            return do_tools_list(c);
+        break;
+    case MB_METHOD_TOOLS_CALL:
+        implicit_session(c);
+        if (c->s->router == NULL)
+            return do_tools_call(c);
+        break;
+    default:
+        break;
     }
     if (c->s->router) {
         implicit_session(c);
@@ -198,7 +199,7 @@ static int handle_request(struct call *c)
         if (rc != MB_DECLINED)
             return rc;
     }
-    return reply_error(c, MB_JSONRPC_METHOD_NOT_FOUND, "Method not found", name);
+    return reply_error(c, MB_JSONRPC_METHOD_NOT_FOUND, "Method not found", c->m->method);
 }
 
 static void handle_notification(struct call *c)

@@ -997,8 +997,8 @@ static int resp_lookup(struct mb_router *r, struct mb_conn *c, const struct mb_j
                        struct mb_mcp_outcome *res, struct resp_plan *plan)
 {
     memset(plan, 0, sizeof(*plan));
-    bool call = strcmp(m->method, "tools/call") == 0;
-    if (!r->resp_on || (!call && strcmp(m->method, "resources/read") != 0))
+    bool call = m->method_id == MB_METHOD_TOOLS_CALL;
+    if (!r->resp_on || (!call && m->method_id != MB_METHOD_RESOURCES_READ))
         return MB_DECLINED;
     const struct mb_conf_caching *cc = &r->conf->caching;
     const cJSON *args =
@@ -1697,7 +1697,7 @@ static int route_one(struct mb_router *r, struct mb_conn *c, const struct mb_jso
     if (p == NULL)
         return MB_ERR;
     acct_start(r, &p->acct, c, len, res);
-    p->uri_prefix = r->prefix && strcmp(m->method, "resources/read") == 0;
+    p->uri_prefix = r->prefix && m->method_id == MB_METHOD_RESOURCES_READ;
     if ((p->cid = malloc(m->id_len)) == NULL)
         goto oom;
     memcpy(p->cid, m->id, m->id_len);
@@ -1744,7 +1744,7 @@ static int route_one(struct mb_router *r, struct mb_conn *c, const struct mb_jso
     }
     p->msg = o.data;
     p->msg_len = o.len;
-    if (strcmp(m->method, "resources/subscribe") == 0)
+    if (m->method_id == MB_METHOD_RESOURCES_SUBSCRIBE)
         c->route.subscribed = true;
     resp_attach(r, p, &plan);
     pending_try_send(p);
@@ -1801,12 +1801,11 @@ static int route_request(struct mb_router *r, struct mb_conn *c, const struct mb
     static const char *const p_uri[] = {"params", "uri", NULL};
     static const char *const p_ref_name[] = {"params", "ref", "name", NULL};
     static const char *const p_ref_uri[] = {"params", "ref", "uri", NULL};
-    const char *method = m->method;
 
     const cJSON *params = mb_jsonrpc_params(m);
     if (params != NULL && !cJSON_IsObject(params))
         return reply_invalid(m, out, res, "Invalid params: params must be an object");
-    int kind = mb_list_kind_of(method);
+    int kind = mb_list_kind_of(m->method_id);
     if (kind >= 0) {
         const cJSON *cursor = cJSON_GetObjectItemCaseSensitive(mb_jsonrpc_params(m), "cursor");
         if (cursor != NULL && !cJSON_IsString(cursor))
@@ -1816,18 +1815,20 @@ static int route_request(struct mb_router *r, struct mb_conn *c, const struct mb
             return reply_invalid(m, out, res, "Invalid params: unknown cursor");
         return fan_out(r, c, m, (enum mb_list_kind)kind, len, out, res);
     }
-    if (strcmp(method, "tools/call") == 0) {
+    switch (m->method_id) {
+    case MB_METHOD_TOOLS_CALL: {
         const cJSON *args = cJSON_GetObjectItemCaseSensitive(mb_jsonrpc_params(m), "arguments");
         if (args != NULL && !cJSON_IsObject(args))
             return reply_invalid(m, out, res, "Invalid params: arguments must be an object");
         return route_one(r, c, m, text, len, MB_LIST_TOOLS, p_name, out, res);
     }
-    if (strcmp(method, "prompts/get") == 0)
+    case MB_METHOD_PROMPTS_GET:
         return route_one(r, c, m, text, len, MB_LIST_PROMPTS, p_name, out, res);
-    if (strcmp(method, "resources/read") == 0 || strcmp(method, "resources/subscribe") == 0 ||
-        strcmp(method, "resources/unsubscribe") == 0)
+    case MB_METHOD_RESOURCES_READ:
+    case MB_METHOD_RESOURCES_SUBSCRIBE:
+    case MB_METHOD_RESOURCES_UNSUBSCRIBE:
         return route_one(r, c, m, text, len, MB_LIST_RESOURCES, p_uri, out, res);
-    if (strcmp(method, "completion/complete") == 0) {
+    case MB_METHOD_COMPLETION_COMPLETE: {
         const cJSON *ref = cJSON_GetObjectItemCaseSensitive(mb_jsonrpc_params(m), "ref");
         const cJSON *type = cJSON_GetObjectItemCaseSensitive(ref, "type");
         if (!cJSON_IsString(type))
@@ -1839,8 +1840,11 @@ static int route_request(struct mb_router *r, struct mb_conn *c, const struct mb
         return reply_invalid(m, out, res,
                              "Invalid params: params.ref.type must be ref/prompt or ref/resource");
     }
-    if (strcmp(method, "logging/setLevel") == 0)
+    case MB_METHOD_LOGGING_SET_LEVEL:
         return set_level(r, c, m, text, len, out, res);
+    default:
+        break;
+    }
     return MB_DECLINED;
 }
 
