@@ -1144,10 +1144,14 @@ static int hu_start(struct mb_upstream *u)
 
 static int classify(struct http_up *h, struct xchg *x)
 {
-    struct mb_json_raw method, id;
+    /* The core sends only JSON it validated or built: one pass finds both
+     * members, without validating again (two mb_json_member walks, each
+     * validating the whole message, were 6% of a tools/call). */
+    static const char *const names[] = {"method", "id"};
+    struct mb_json_raw m[2];
     char name[64];
-    mb_json_member(x->msg, x->len, "method", &method);
-    mb_json_member(x->msg, x->len, "id", &id);
+    mb_json_members(x->msg, x->len, names, 2, m);
+    struct mb_json_raw method = m[0], id = m[1];
     if (method.p == NULL) {
         /* A response to a server-to-client request: back where it came from. */
         int ep = s2c_endpoint(h, x->msg, x->len);
