@@ -149,6 +149,7 @@ struct http_ep {
     bool probing; /* a probe is connecting */
     double backoff;
     ev_timer retry_t;
+    struct mb_buf head; /* the request line and the headers every POST carries */
     enum sess_state sess;
     bool has_session;
     char session_id[MB_HTTP_RESP_SESSION_MAX];
@@ -622,22 +623,61 @@ static void session_ready(struct http_ep *ep)
 }
 
 /* ---------------------------------------------------------------- exchanges */
-static void append_header(struct mb_buf *o, const char *name, const char *value)
+static int append_header(struct mb_buf *o, const char *name, const char *value)
 {
-    mb_buf_append_str(o, name);
-    mb_buf_append(o, ": ", 2);
-    mb_buf_append_str(o, value);
-    mb_buf_append(o, "\r\n", 2);
+    return mb_buf_append_str(o, name) | mb_buf_append(o, ": ", 2) | mb_buf_append_str(o, value) |
+           mb_buf_append(o, "\r\n", 2);
+}
+
+/* What is the same in every POST to ep, built once (the header lines were
+ * 60% of start_exchange's instructions when appended per request): the
+ * request line, Host, the content types, Connection: close without a pool
+ * and the config's backends[].headers. The per-request lines follow it. */
+static int build_head(struct http_up *h, struct http_ep *ep)
+{
+    const struct mb_conf_backend *b = h->u->bconf;
+    struct mb_buf *o = &ep->head;
+
+    int rc = mb_buf_append_str(o, "POST ") | mb_buf_append_str(o, ep->conf->path) |
+             mb_buf_append_str(o, " HTTP/1.1\r\n") | append_header(o, "Host", ep->hosthdr) |
+             append_header(o, "Content-Type", "application/json") |
+             append_header(o, "Accept", "application/json, text/event-stream");
+    if (!h->u->conf->connection_pool.enabled)
+        rc |= append_header(o, "Connection", "close");
+    for (size_t i = 0; i < b->headers.n; i++)
+        rc |= append_header(o, b->headers.keys[i], b->headers.values[i]);
+    rc |= mb_buf_append(o, "Content-Length: ", 16);
+    return rc != 0 ? MB_ERR : 0;
+}
+
+/* Appends "<n>\r\n" (the buffer has room reserved). */
+static void put_length(struct mb_buf *o, size_t n)
+{
+    char d[24];
+    size_t k = 0;
+    do {
+        d[k++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n > 0);
+    while (k > 0)
+        o->data[o->len++] = d[--k];
+    o->data[o->len++] = '\r';
+    o->data[o->len++] = '\n';
+}
+
+static void put(struct mb_buf *o, const void *p, size_t n)
+{
+    memcpy(o->data + o->len, p, n);
+    o->len += n;
 }
 
 static void start_exchange(struct hconn *c, struct xchg *x)
 {
     struct http_up *h = c->h;
     struct http_ep *ep = c->ep;
-    const struct mb_conf_backend *b = h->u->bconf;
     struct mb_buf *o = &c->out;
-    char num[32];
     bool fresh_session = x->is_init || x->kind == X_REPLAY_INIT;
+    static const char sid[] = "Mcp-Session-Id: ", pv[] = "MCP-Protocol-Version: ";
 
     c->x = x;
     c->got_bytes = false;
@@ -647,32 +687,34 @@ static void start_exchange(struct hconn *c, struct xchg *x)
     }
     c->sess_gen = ep->sess_gen;
     c->sent_session = !fresh_session && ep->has_session;
+    bool send_version = !fresh_session && ep->version[0];
+    size_t sid_len = c->sent_session ? strlen(ep->session_id) : 0;
+    size_t pv_len = send_version ? strlen(ep->version) : 0;
     mb_http_resp_reset(&c->resp);
     mb_buf_reset(o);
-    mb_buf_append_str(o, "POST ");
-    mb_buf_append_str(o, ep->conf->path);
-    mb_buf_append_str(o, " HTTP/1.1\r\n");
-    append_header(o, "Host", ep->hosthdr);
-    append_header(o, "Content-Type", "application/json");
-    append_header(o, "Accept", "application/json, text/event-stream");
-    snprintf(num, sizeof(num), "%zu", x->len);
-    append_header(o, "Content-Length", num);
-    if (c->sent_session)
-        append_header(o, "Mcp-Session-Id", ep->session_id);
-    if (!fresh_session && ep->version[0])
-        append_header(o, "MCP-Protocol-Version", ep->version);
-    if (!h->u->conf->connection_pool.enabled)
-        append_header(o, "Connection", "close");
-    for (size_t i = 0; i < b->headers.n; i++)
-        append_header(o, b->headers.keys[i], b->headers.values[i]);
-    mb_buf_append(o, "\r\n", 2);
-    if (mb_buf_append(o, x->msg, x->len) != 0) {
+    /* One reservation for the whole request, then plain copies. */
+    if (mb_buf_reserve(o, ep->head.len + 24 + sizeof(sid) + sid_len + sizeof(pv) + pv_len + 6 +
+                              x->len) != 0) {
         c->x = NULL;
         fail_later(h, x, "out of memory");
         conn_close(c, false);
         return;
     }
-    mb_log_debug("backend %s: POST %zu bytes to %s%s", b->name, x->len, ep->conf->url,
+    put(o, ep->head.data, ep->head.len);
+    put_length(o, x->len);
+    if (c->sent_session) {
+        put(o, sid, sizeof(sid) - 1);
+        put(o, ep->session_id, sid_len);
+        put(o, "\r\n", 2);
+    }
+    if (send_version) {
+        put(o, pv, sizeof(pv) - 1);
+        put(o, ep->version, pv_len);
+        put(o, "\r\n", 2);
+    }
+    put(o, "\r\n", 2);
+    put(o, x->msg, x->len);
+    mb_log_debug("backend %s: POST %zu bytes to %s%s", h->u->bconf->name, x->len, ep->conf->url,
                  c->pc.uses > 1 ? " (reused connection)" : "");
     arm_conn_timer(c, x->is_request ? h->request_timeout_ms : h->header_timeout_ms);
     /* Written now, not from a writeable callback: asking lws for one costs
@@ -1232,6 +1274,7 @@ static void hu_close(struct mb_upstream *u)
     for (size_t i = 0; i < h->neps; i++) {
         ev_timer_stop(loop, &h->eps[i].retry_t);
         q_free(&h->eps[i].parked);
+        mb_buf_free(&h->eps[i].head);
     }
     q_free(&h->q);
     drop_failures(h);
@@ -1306,6 +1349,15 @@ int mb_upstream_http_init(struct mb_upstream *u)
                      v6 ? "]" : "", e->port);
         ev_timer_init(&ep->retry_t, on_retry, 0., 0.);
         ep->retry_t.data = ep;
+        if (build_head(h, ep) != 0) {
+            for (size_t j = 0; j <= i; j++)
+                mb_buf_free(&h->eps[j].head);
+            free(h->eps);
+            free(h->hosts);
+            free(h->usable);
+            free(h);
+            return MB_ERR;
+        }
     }
     ev_timer_init(&h->kick, on_kick, 0., 0.);
     h->kick.data = h;
