@@ -15,6 +15,53 @@
 /* The largest WebSocket frame header a server writes (64-bit length). */
 #define FRAME_HDR_MAX 10
 
+/*
+ * Queued replies live in blocks recycled through a free list instead of a
+ * malloc and a free per reply (~400 instructions for a 2 KB tools/list
+ * reply, most of glibc's large-chunk path). A block holds up to OUT_BLOCK
+ * bytes; a longer reply gets a block of its own size, freed after it is
+ * written. At most OUT_SPARE_MAX blocks wait on the list (about 270 KB): as
+ * many as one loop iteration typically queues, so a burst is absorbed and
+ * idle connections hold nothing. The list is per process (the worker is one
+ * thread; conn.c runs only on its loop) and is never released: it is
+ * reachable memory of bounded size, like the worker's scratch buffers.
+ */
+#define OUT_BLOCK     4096
+#define OUT_SPARE_MAX 64
+
+static struct mb_outmsg *spare;
+static size_t nspare;
+
+/* The memory a queued reply of len bytes takes: back-pressure counts this,
+ * so a flood of short replies cannot pin 4 KB each beyond MB_CONN_OUT_HIGH. */
+static size_t block_size(size_t len)
+{
+    return len <= OUT_BLOCK ? OUT_BLOCK : len;
+}
+
+static struct mb_outmsg *block_get(size_t len)
+{
+    struct mb_outmsg *m;
+    if (len <= OUT_BLOCK && spare != NULL) {
+        m = spare;
+        spare = m->next;
+        nspare--;
+        return m;
+    }
+    return malloc(sizeof(*m) + LWS_PRE + block_size(len));
+}
+
+static void block_put(struct mb_outmsg *m)
+{
+    if (m->len > OUT_BLOCK || nspare >= OUT_SPARE_MAX) {
+        free(m);
+        return;
+    }
+    m->next = spare;
+    spare = m;
+    nspare++;
+}
+
 static void list_unlink(struct mb_conn_list *l, struct mb_conn *c)
 {
     if (c->prev)
@@ -76,7 +123,7 @@ void mb_conn_free(struct mb_conn **cp)
     struct mb_outmsg *m = c->out_head;
     while (m != NULL) {
         struct mb_outmsg *next = m->next;
-        free(m);
+        block_put(m);
         m = next;
     }
     mb_buf_free(&c->rx);
@@ -112,7 +159,7 @@ void mb_conn_pong(struct mb_conn *c)
 
 int mb_conn_enqueue(struct mb_conn *c, const char *data, size_t len)
 {
-    struct mb_outmsg *m = malloc(sizeof(*m) + LWS_PRE + len);
+    struct mb_outmsg *m = block_get(len);
     if (m == NULL)
         return MB_ERR;
     m->next = NULL;
@@ -124,7 +171,7 @@ int mb_conn_enqueue(struct mb_conn *c, const char *data, size_t len)
     else
         c->out_head = m;
     c->out_tail = m;
-    c->out_bytes += len;
+    c->out_bytes += block_size(len);
     if (!c->rx_paused && c->out_bytes > MB_CONN_OUT_HIGH) {
         /* The client sends faster than it reads: stop reading from it. */
         lws_rx_flow_control(c->wsi, 0);
@@ -152,10 +199,10 @@ static void pop(struct mb_conn *c)
     c->out_head = m->next;
     if (c->out_head == NULL)
         c->out_tail = NULL;
-    c->out_bytes -= m->len;
+    c->out_bytes -= block_size(m->len);
     mb_worker_count(c->w, MB_CTR_WS_MESSAGES_OUT, 1);
     mb_worker_count(c->w, MB_CTR_BYTES_OUT, (int64_t)m->len);
-    free(m);
+    block_put(m);
 }
 
 /* One message as one text frame; lws frames it. */

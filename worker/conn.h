@@ -23,9 +23,9 @@
  * always go through the writeable callback. When several replies are queued, that one write
  * carries as many whole frames as fit in server.websocket.write_buffer_size
  * (conn.c write_batch): one send() per batch instead of one per reply. When a client lets more than
- * MB_CONN_OUT_HIGH bytes pile up, the worker stops reading from it (lws rx flow control) until the
- * queue is back under MB_CONN_OUT_LOW: back-pressure instead of unbounded
- * memory or dropped replies.
+ * MB_CONN_OUT_HIGH bytes pile up (bytes of queue memory: replies sit in recycled 4 KB blocks,
+ * conn.c), the worker stops reading from it (lws rx flow control) until the queue is back under
+ * MB_CONN_OUT_LOW: back-pressure instead of unbounded memory or dropped replies.
  *
  * Timers without lws timers: lws 4.1.6 keeps every timer of a thread in one
  * sorted linked list, so arming one costs a walk over the others; with 10,000
@@ -92,8 +92,8 @@ struct mb_conn {
     const char *close_reason;
     struct mb_outmsg *out_head, *out_tail;
     struct mb_conn *flush_next; /* on w->flush_head */
-    size_t out_bytes;
-    struct mb_buf rx; /* fragments of the message being received */
+    size_t out_bytes;           /* queue memory (conn.c block_size), for back-pressure */
+    struct mb_buf rx;           /* fragments of the message being received */
     struct mb_mcp_session session;
     struct mb_router_client route; /* requests at backends (router.c) */
 };
