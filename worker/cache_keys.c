@@ -98,6 +98,78 @@ int mb_cachekey_canonical(const cJSON *v, struct mb_buf *out)
     return rc;
 }
 
+/*
+ * Raw text that already is its canonical form, so the key can be built
+ * from the bytes the client sent without a cJSON tree: no white space
+ * outside strings, strings without escapes, numbers that cJSON prints back
+ * the same (it prints "%1.15g": integers of at most 15 digits), and object keys in the
+ * order canon() sorts them into (strcmp, equal keys stay in place).
+ * Returns the byte after the value, or NULL when the text is not
+ * canonical. The text must be valid JSON (the caller validated it).
+ */
+static const char *canonical_end(const char *p, const char *end, int depth)
+{
+    if (p >= end || depth > MAX_DEPTH)
+        return NULL;
+    if (*p == '"') {
+        for (p++; p < end && *p != '"'; p++)
+            if (*p == '\\')
+                return NULL;
+        return p < end ? p + 1 : NULL;
+    }
+    if (*p == '{' || *p == '[') {
+        char close = *p == '{' ? '}' : ']';
+        const char *prev = NULL;
+        size_t prev_len = 0;
+        if (++p < end && *p == close)
+            return p + 1;
+        for (;;) {
+            if (close == '}') {
+                const char *k = p + 1, *ke = canonical_end(p, end, depth + 1);
+                if (ke == NULL || ke >= end || *ke != ':')
+                    return NULL;
+                size_t klen = (size_t)(ke - 1 - k), n = klen < prev_len ? klen : prev_len;
+                int cmp = prev ? memcmp(prev, k, n) : -1;
+                if (cmp > 0 || (cmp == 0 && prev && prev_len > klen))
+                    return NULL;
+                prev = k;
+                prev_len = klen;
+                p = ke + 1;
+            }
+            if ((p = canonical_end(p, end, depth + 1)) == NULL || p >= end)
+                return NULL;
+            if (*p == close)
+                return p + 1;
+            if (*p++ != ',')
+                return NULL;
+        }
+    }
+    const char *start = p;
+    if (*p == '-')
+        p++;
+    while (p < end && *p >= '0' && *p <= '9')
+        p++;
+    size_t digits = (size_t)(p - start) - (*start == '-');
+    if (digits > 0) {
+        if (digits > 15 || (p < end && (*p == '.' || *p == 'e' || *p == 'E')))
+            return NULL;
+        return p;
+    }
+    for (const char *w = "true\0false\0null\0"; *w; w += strlen(w) + 1)
+        if ((size_t)(end - start) >= strlen(w) && memcmp(start, w, strlen(w)) == 0)
+            return start + strlen(w);
+    return NULL;
+}
+
+int mb_cachekey_canonical_raw(const char *text, size_t len, struct mb_buf *out)
+{
+    if (text == NULL)
+        return mb_cachekey_canonical(NULL, out);
+    if (canonical_end(text, text + len, 0) != text + len)
+        return MB_DECLINED;
+    return mb_buf_append(out, text, len);
+}
+
 /* FNV-1a over a field, with its length so fields cannot run into each other. */
 static uint64_t feed(uint64_t h, const char *s)
 {
@@ -151,15 +223,15 @@ struct mb_cache_key mb_cachekey_discovery(const struct mb_cache *c, const char *
 }
 
 int mb_cachekey_response(const struct mb_cache *c, const char *backend, uint64_t confhash,
-                         const char *method, const char *name, const cJSON *args, const char *scope,
-                         struct mb_cache_key *out)
+                         const char *method, const char *name, const char *args, size_t args_len,
+                         const char *scope, struct mb_cache_key *out)
 {
     struct mb_buf b = {0};
     char hx[24];
     snprintf(hx, sizeof(hx), "%016llx", (unsigned long long)confhash);
     int rc = MB_ERR;
     if (put_field(&b, "r") || put_field(&b, backend) || put_field(&b, hx) ||
-        put_field(&b, method) || put_field(&b, name) || mb_cachekey_canonical(args, &b) ||
+        put_field(&b, method) || put_field(&b, name) || mb_buf_append(&b, args, args_len) ||
         mb_buf_append(&b, "", 1) || mb_buf_append_str(&b, scope))
         goto out;
     *out = mb_cache_key(c, b.data, b.len);

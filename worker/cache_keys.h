@@ -37,16 +37,24 @@ struct mb_conf_strv;
  * Returns 0 or MB_ERR (out of memory, nesting deeper than 128). */
 int mb_cachekey_canonical(const cJSON *v, struct mb_buf *out);
 
+/* Appends raw JSON text (valid, e.g. a client's arguments) when it already
+ * is its canonical form (mb_cachekey_canonical would print the same bytes;
+ * NULL text: "{}"); returns MB_DECLINED, out unchanged, when it is not (key
+ * order, white space, escapes, other numbers): the caller canonicalizes a
+ * tree then. 0 or MB_ERR otherwise. */
+int mb_cachekey_canonical_raw(const char *text, size_t len, struct mb_buf *out);
+
 /* A hash of the backend's configuration (name, transport, command, env,
  * cwd, endpoints, headers, session). */
 uint64_t mb_cachekey_backend_hash(const struct mb_conf_backend *b);
 
 struct mb_cache_key mb_cachekey_discovery(const struct mb_cache *c, const char *backend,
                                           uint64_t confhash, const char *method);
-/* Returns 0 or MB_ERR (out of memory). */
+/* args is the canonical text of the arguments (mb_cachekey_canonical or
+ * _raw), args_len bytes. Returns 0 or MB_ERR (out of memory). */
 int mb_cachekey_response(const struct mb_cache *c, const char *backend, uint64_t confhash,
-                         const char *method, const char *name, const cJSON *args, const char *scope,
-                         struct mb_cache_key *out);
+                         const char *method, const char *name, const char *args, size_t args_len,
+                         const char *scope, struct mb_cache_key *out);
 
 /* What a result object (raw JSON text) allows. */
 enum mb_cachekey_verdict {

@@ -372,6 +372,28 @@ int mb_jsonrpc_param_raw(const struct mb_jsonrpc_msg *m, const char *name, struc
     return mb_json_members(m->params_raw.p, m->params_raw.len, &name, 1, out);
 }
 
+bool mb_jsonrpc_params_ok(const struct mb_jsonrpc_msg *m)
+{
+    if (m->plain)
+        return m->params_raw.p == NULL || m->params_raw.p[0] == '{';
+    const cJSON *p = mb_jsonrpc_params(m);
+    return p == NULL || cJSON_IsObject(p);
+}
+
+const char *mb_jsonrpc_param_str(const struct mb_jsonrpc_msg *m, const char *name, char *buf,
+                                 size_t cap)
+{
+    struct mb_json_raw v;
+    if (mb_jsonrpc_param_raw(m, name, &v) == 0) {
+        if (v.p == NULL || v.p[0] != '"')
+            return NULL;
+        if (mb_json_raw_plain_string(v, buf, cap) >= 0)
+            return buf;
+    }
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(mb_jsonrpc_params(m), name);
+    return cJSON_IsString(s) ? s->valuestring : NULL;
+}
+
 static const struct {
     const char *name;
     size_t len;

@@ -101,6 +101,14 @@ int mb_jsonrpc_parse_cjson(const char *text, size_t len, struct mb_jsonrpc_msg *
  * first call and kept in m: m is logically const (the tree is a cache of
  * text m already holds), which is why a const message may be passed. */
 const cJSON *mb_jsonrpc_params(const struct mb_jsonrpc_msg *m);
+/* params is absent or an object (without building the tree when m->plain). */
+bool mb_jsonrpc_params_ok(const struct mb_jsonrpc_msg *m);
+/* params member name when it is a string: decoded and NUL-terminated, in
+ * buf (cap bytes) when the raw text is a plain string that fits, else in the
+ * params tree. NULL when params is not an object, or the member is absent or
+ * not a string. */
+const char *mb_jsonrpc_param_str(const struct mb_jsonrpc_msg *m, const char *name, char *buf,
+                                 size_t cap);
 /* The raw text of params member name, for a message decided without cJSON
  * (m->plain: its keys are their raw bytes). Returns 0 and fills *out ({NULL,
  * 0} when params or the member is absent), or MB_DECLINED when raw lookups

@@ -61,7 +61,7 @@ static int reply_error(struct call *c, int code, const char *msg, const char *de
 /* params must be absent or an object for every MCP method. */
 static int params_ok(struct call *c)
 {
-    return mb_jsonrpc_params(c->m) == NULL || cJSON_IsObject(mb_jsonrpc_params(c->m));
+    return mb_jsonrpc_params_ok(c->m);
 }
 
 static const cJSON *param(struct call *c, const char *name)

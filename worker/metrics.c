@@ -108,11 +108,10 @@ void mb_metrics_note(struct mb_mcp_outcome *res, const struct mb_jsonrpc_msg *m)
     if (!request)
         return;
     copy_trunc(res->method_name, sizeof(res->method_name), m->method);
-    const cJSON *params = res->method == MB_METHOD_TOOLS_CALL ? mb_jsonrpc_params(m) : NULL;
-    if (cJSON_IsObject(params)) {
-        const cJSON *name = cJSON_GetObjectItemCaseSensitive(params, "name");
-        if (cJSON_IsString(name))
-            copy_trunc(res->tool, sizeof(res->tool), name->valuestring);
+    if (res->method == MB_METHOD_TOOLS_CALL) {
+        const char *name = mb_jsonrpc_param_str(m, "name", res->tool, sizeof(res->tool));
+        if (name != NULL && name != res->tool)
+            copy_trunc(res->tool, sizeof(res->tool), name);
     }
 }
 

@@ -198,6 +198,7 @@ struct mb_router {
     struct mb_flights flights;    /* single flight (cache_flight.h) */
     ev_timer poll;                /* while fetches of other workers are awaited */
     struct mb_buf cval;           /* scratch: a value copied out of a cache */
+    struct mb_buf canon;          /* scratch: canonical arguments of a response key */
     struct mb_cache_stamp cstamp; /* the cache write cval came from */
     uint64_t list_epoch;          /* bumped when learned names or annotations change */
     struct list_memo memo[MB_LIST_KINDS];
@@ -970,6 +971,17 @@ static void disc_changed(struct backend *b, const char *method)
 
 /* ------------------------------------------------ responses */
 
+struct target {
+    const char *name;            /* decoded; NULL: not a string */
+    struct mb_json_raw raw_name; /* its raw text in the message; NULL: not found raw */
+    struct mb_json_raw raw_tok;  /* params._meta.progressToken raw */
+    bool has_tok;                /* the message has a progress token */
+    bool args_raw;               /* args is the raw arguments ({NULL, 0}: none) */
+    struct mb_json_raw args;
+    const cJSON *args_tree; /* !args_raw: params.arguments from the tree */
+    char buf[256];          /* name, when decoded from the raw text */
+};
+
 struct resp_plan {
     bool active;
     bool private_ok;
@@ -993,16 +1005,28 @@ static bool annotated_cacheable(struct mb_router *r, struct backend *b, const ch
  * response cache (returns what route_one returns), or fills plan and returns
  * MB_DECLINED. */
 static int resp_lookup(struct mb_router *r, struct mb_conn *c, const struct mb_jsonrpc_msg *m,
-                       struct backend *b, const char *name, struct mb_buf *out,
-                       struct mb_mcp_outcome *res, struct resp_plan *plan)
+                       struct backend *b, const char *name, const struct target *t,
+                       struct mb_buf *out, struct mb_mcp_outcome *res, struct resp_plan *plan)
 {
     memset(plan, 0, sizeof(*plan));
     bool call = m->method_id == MB_METHOD_TOOLS_CALL;
     if (!r->resp_on || (!call && m->method_id != MB_METHOD_RESOURCES_READ))
         return MB_DECLINED;
     const struct mb_conf_caching *cc = &r->conf->caching;
-    const cJSON *args =
-        call ? cJSON_GetObjectItemCaseSensitive(mb_jsonrpc_params(m), "arguments") : NULL;
+    /* The arguments' canonical text, once for both keys: the client's own
+     * bytes when they already are canonical, else printed from the tree. */
+    struct mb_buf *args = &r->canon;
+    mb_buf_reset(args);
+    int arc = !call         ? mb_cachekey_canonical(NULL, args)
+              : t->args_raw ? mb_cachekey_canonical_raw(t->args.p, t->args.len, args)
+                            : MB_DECLINED;
+    if (arc == MB_DECLINED)
+        arc = mb_cachekey_canonical(
+            t->args_raw ? cJSON_GetObjectItemCaseSensitive(mb_jsonrpc_params(m), "arguments")
+                        : t->args_tree,
+            args);
+    if (arc != 0)
+        return MB_DECLINED; /* out of memory: just not cached */
     plan->private_ok =
         mb_cachekey_listed(&b->conf->cache_tools, name) ||
         (call && cc->response_cache.cache_annotated && annotated_cacheable(r, b, name));
@@ -1010,10 +1034,10 @@ static int resp_lookup(struct mb_router *r, struct mb_conn *c, const struct mb_j
      * exists (then: the principal). */
     const char *scope = c->peer;
     struct mb_cache *rc = cache_of(r, MB_CACHE_RESPONSE);
-    if (mb_cachekey_response(rc, b->conf->name, b->confhash, m->method, name, args, "",
-                             &plan->kpub) != 0 ||
+    if (mb_cachekey_response(rc, b->conf->name, b->confhash, m->method, name, args->data, args->len,
+                             "", &plan->kpub) != 0 ||
         (plan->private_ok && mb_cachekey_response(rc, b->conf->name, b->confhash, m->method, name,
-                                                  args, scope, &plan->kpriv) != 0))
+                                                  args->data, args->len, scope, &plan->kpriv) != 0))
         return MB_DECLINED; /* out of memory: just not cached */
     if (cache_lookup(r, rc, plan->kpub) == 0 ||
         (plan->private_ok && cache_lookup(r, rc, plan->kpriv) == 0)) {
@@ -1665,6 +1689,54 @@ static int build_slow(const char *text, size_t len, uint64_t gid, const char *co
     return rc;
 }
 
+/*
+ * What route_one needs from params: the target name and where it stands,
+ * the progress token, the arguments. A message decided without cJSON (m->plain:
+ * keys are their raw bytes) with a two-level target path gets them from one
+ * mb_json_members pass over its raw params (and one over _meta when it is
+ * there); anything else from the tree and from raw path walks of the text.
+ */
+
+static void read_target(const struct mb_jsonrpc_msg *m, const char *text, size_t len,
+                        const char *const *npath, struct target *t)
+{
+    memset(t, 0, sizeof(*t));
+    if (m->plain && npath[2] == NULL && m->params_raw.p != NULL && m->params_raw.p[0] == '{') {
+        const char *want[3] = {npath[1], "_meta", "arguments"};
+        static const char *const tok[] = {"progressToken"};
+        struct mb_json_raw v[3];
+        if (mb_json_members(m->params_raw.p, m->params_raw.len, want, 3, v) == 0) {
+            t->raw_name = v[0];
+            if (v[1].p != NULL)
+                mb_json_members(v[1].p, v[1].len, tok, 1, &t->raw_tok); /* not an object: none */
+            t->has_tok = t->raw_tok.p != NULL;
+            t->args_raw = true;
+            t->args = v[2];
+            if (v[0].p != NULL && v[0].p[0] == '"') {
+                if (mb_json_raw_plain_string(v[0], t->buf, sizeof(t->buf)) >= 0)
+                    t->name = t->buf;
+                else { /* escapes or long: cJSON decodes it */
+                    const cJSON *n =
+                        cJSON_GetObjectItemCaseSensitive(mb_jsonrpc_params(m), npath[1]);
+                    t->name = cJSON_IsString(n) ? n->valuestring : NULL;
+                }
+            }
+            return;
+        }
+    }
+    static const char *const tok_path[] = {"params", "_meta", "progressToken", NULL};
+    const cJSON *params = mb_jsonrpc_params(m), *node = params; /* npath[0] is "params" */
+    for (size_t i = 1; npath[i] && node; i++)
+        node = cJSON_GetObjectItemCaseSensitive(node, npath[i]);
+    t->name = cJSON_IsString(node) ? node->valuestring : NULL;
+    /* text is the request the parse validated: well-formed. */
+    mb_json_path_parsed(text, len, npath, &t->raw_name);
+    mb_json_path_parsed(text, len, tok_path, &t->raw_tok);
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(params, "_meta");
+    t->has_tok = cJSON_GetObjectItemCaseSensitive(meta, "progressToken") != NULL;
+    t->args_tree = cJSON_GetObjectItemCaseSensitive(params, "arguments");
+}
+
 /* Routes a request naming one target to its backend. */
 static int route_one(struct mb_router *r, struct mb_conn *c, const struct mb_jsonrpc_msg *m,
                      const char *text, size_t len, enum mb_list_kind kind, const char *const *npath,
@@ -1674,22 +1746,24 @@ static int route_one(struct mb_router *r, struct mb_conn *c, const struct mb_jso
                        : kind == MB_LIST_PROMPTS ? "prompt"
                                                  : "resource";
     const char *field = npath[2] ? npath[2] : npath[1];
-    /* The target, read from the tree the client parse made. */
-    const cJSON *node = mb_jsonrpc_params(m); /* npath[0] is "params" */
-    for (size_t i = 1; npath[i] && node; i++)
-        node = cJSON_GetObjectItemCaseSensitive(node, npath[i]);
-    if (!cJSON_IsString(node)) {
+    struct target t;
+    read_target(m, text, len, npath, &t);
+    if (m->method_id == MB_METHOD_TOOLS_CALL &&
+        (t.args_raw ? t.args.p != NULL && t.args.p[0] != '{'
+                    : t.args_tree != NULL && !cJSON_IsObject(t.args_tree)))
+        return reply_invalid(m, out, res, "Invalid params: arguments must be an object");
+    if (t.name == NULL) {
         char msg[96];
         snprintf(msg, sizeof(msg), "Invalid params: %s must be a string",
                  npath[2] ? "params.ref.name or params.ref.uri" : field);
         return reply_invalid(m, out, res, msg);
     }
-    const char *name = node->valuestring, *rest = NULL;
+    const char *name = t.name, *rest = NULL;
     struct backend *b = owner_of(r, kind, name, strlen(name), &rest);
     if (b == NULL)
         return reply_unknown(m, out, res, what, field, name);
     struct resp_plan plan;
-    int crc = resp_lookup(r, c, m, b, rest, out, res, &plan);
+    int crc = resp_lookup(r, c, m, b, rest, &t, out, res, &plan);
     if (crc != MB_DECLINED)
         return crc;
 
@@ -1703,14 +1777,8 @@ static int route_one(struct mb_router *r, struct mb_conn *c, const struct mb_jso
     memcpy(p->cid, m->id, m->id_len);
     p->cid_len = m->id_len;
 
-    static const char *const tok_path[] = {"params", "_meta", "progressToken", NULL};
-    struct mb_json_raw raw_name, raw_tok;
-    bool strip = rest != name;
-    /* text is the request cJSON parsed (m): well-formed. */
-    mb_json_path_parsed(text, len, npath, &raw_name);
-    mb_json_path_parsed(text, len, tok_path, &raw_tok);
-    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(mb_jsonrpc_params(m), "_meta");
-    bool has_tok = cJSON_GetObjectItemCaseSensitive(meta, "progressToken") != NULL;
+    struct mb_json_raw raw_name = t.raw_name, raw_tok = t.raw_tok;
+    bool strip = rest != name, has_tok = t.has_tok;
     if (has_tok && raw_tok.p) {
         if ((p->ctok = malloc(raw_tok.len)) == NULL)
             goto oom;
@@ -1802,8 +1870,7 @@ static int route_request(struct mb_router *r, struct mb_conn *c, const struct mb
     static const char *const p_ref_name[] = {"params", "ref", "name", NULL};
     static const char *const p_ref_uri[] = {"params", "ref", "uri", NULL};
 
-    const cJSON *params = mb_jsonrpc_params(m);
-    if (params != NULL && !cJSON_IsObject(params))
+    if (!mb_jsonrpc_params_ok(m))
         return reply_invalid(m, out, res, "Invalid params: params must be an object");
     int kind = mb_list_kind_of(m->method_id);
     if (kind >= 0) {
@@ -1816,12 +1883,8 @@ static int route_request(struct mb_router *r, struct mb_conn *c, const struct mb
         return fan_out(r, c, m, (enum mb_list_kind)kind, len, out, res);
     }
     switch (m->method_id) {
-    case MB_METHOD_TOOLS_CALL: {
-        const cJSON *args = cJSON_GetObjectItemCaseSensitive(mb_jsonrpc_params(m), "arguments");
-        if (args != NULL && !cJSON_IsObject(args))
-            return reply_invalid(m, out, res, "Invalid params: arguments must be an object");
+    case MB_METHOD_TOOLS_CALL: /* route_one checks arguments first */
         return route_one(r, c, m, text, len, MB_LIST_TOOLS, p_name, out, res);
-    }
     case MB_METHOD_PROMPTS_GET:
         return route_one(r, c, m, text, len, MB_LIST_PROMPTS, p_name, out, res);
     case MB_METHOD_RESOURCES_READ:
@@ -2207,6 +2270,7 @@ void mb_router_free(struct mb_router **rp)
     }
     mb_flights_clear(&r->flights);
     mb_buf_free(&r->cval);
+    mb_buf_free(&r->canon);
     mb_idmap_free(&r->ids);
     mb_buf_free(&r->out);
     free(r->b);

@@ -504,3 +504,86 @@ BK_TEST(resources_read_returns_prefixed_uris)
     free(raw);
     finish();
 }
+
+/* The client parse reads common requests without cJSON (worker/jsonrpc.h);
+ * a request that spells keys or values with \u escapes takes the cJSON path.
+ * Both must route and reject alike: the same echo, the same errors, the
+ * prefix stripped from an escaped name, the token restored. */
+BK_TEST(routed_requests_read_alike_with_or_without_escapes)
+{
+    start(TWO, NULL);
+    struct mb_wsclient *c = ws_open();
+    static const char *const echo[] = {
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/"
+        "call\",\"params\":{\"name\":\"b__B_echo\","
+        "\"arguments\":{\"message\":\"hi\"}}}",
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"n\\u0061me\":"
+        "\"b__B_\\u0065cho\",\"arguments\":{\"message\":\"hi\"}}}",
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools\\/"
+        "call\",\"params\":{\"name\":\"b__B_echo\","
+        "\"arguments\":{ \"message\" : \"hi\" }}}",
+    };
+    for (size_t i = 0; i < sizeof(echo) / sizeof(echo[0]); i++) {
+        char *raw = NULL;
+        cJSON *j = call(c, echo[i], &raw);
+        cr_expect_str_eq(mb_test_text_of(j) ? mb_test_text_of(j) : "", "hi", "%s -> %s", echo[i],
+                         raw);
+        cJSON_Delete(j);
+        free(raw);
+    }
+    cr_expect_eq(counted(c, "b__B_counter", "tools", "B_echo"), 3);
+    static const struct {
+        const char *req, *msg;
+    } bad[] = {
+        {"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/"
+         "call\",\"params\":{\"name\":\"b__B_echo\","
+         "\"arguments\":\"x\"}}",
+         "Invalid params: arguments must be an object"},
+        {"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/"
+         "call\",\"params\":{\"name\":\"b__B_echo\","
+         "\"\\u0061rguments\":[1]}}",
+         "Invalid params: arguments must be an object"},
+        {"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":5}}",
+         "Invalid params: name must be a string"},
+        {"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"nam\\u0065\":5}}",
+         "Invalid params: name must be a string"},
+        {"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":[1]}",
+         "Invalid params: params must be an object"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *raw = NULL;
+        cJSON *j = call(c, bad[i].req, &raw);
+        const cJSON *msg = mb_test_get(mb_test_get(j, "error"), "message");
+        cr_expect_eq(mb_test_error_code(j), -32602, "%s -> %s", bad[i].req, raw);
+        cr_expect(cJSON_IsString(msg) && strcmp(msg->valuestring, bad[i].msg) == 0, "%s -> %s",
+                  bad[i].req, raw);
+        cJSON_Delete(j);
+        free(raw);
+    }
+    /* a progress token in a request that takes the cJSON path */
+    cr_assert_eq(mb_wsclient_send_text(c,
+                                       "{\"jsonrpc\":\"2.0\",\"id\":\"p\",\"method\":\"tools/"
+                                       "call\",\"params\":{\"name\":\"a__A_progress\","
+                                       "\"arguments\":{\"steps\":1,\"x\":\"\\u00e9\"},\"_meta\":{"
+                                       "\"progressToken\":7}}}",
+                                       IO_MS),
+                 0);
+    for (;;) {
+        char *raw = NULL;
+        cJSON *j = recv_json(c, &raw);
+        const cJSON *method = mb_test_get(j, "method");
+        bool note = cJSON_IsString(method);
+        if (note) {
+            const cJSON *tok = mb_test_get(mb_test_get(j, "params"), "progressToken");
+            cr_expect(cJSON_IsNumber(tok) && tok->valueint == 7, "token not restored: %s", raw);
+        } else {
+            cr_expect_str_eq(mb_test_text_of(j) ? mb_test_text_of(j) : "", "progress: 1 steps",
+                             "%s", raw);
+        }
+        cJSON_Delete(j);
+        free(raw);
+        if (!note)
+            break;
+    }
+    finish();
+}

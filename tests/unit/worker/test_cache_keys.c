@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/errors.h"
 #include "conf/conf.h"
 #include "shm/shm.h"
 #include "worker/cache_keys.h"
@@ -61,6 +62,56 @@ static void fini(void)
     unlink(path);
 }
 
+/* The raw shortcut takes text only when it is byte for byte what the tree
+ * canonicalizes to (it may decline canonical text it does not prove, such as
+ * fractions: the tree path handles those). */
+Test(cache_keys, canonical_raw_only_when_already_canonical)
+{
+    static const char *const texts[] = {
+        "{\"a\":1,\"b\":[true,false,null,\"x y\"],\"c\":{}}",
+        "{\"b\":1,\"a\":2}",
+        "{\"a\": 1}",
+        "{\"a\":\"\\n\"}",
+        "{\"a\":1.5}",
+        "{\"a\":1e2}",
+        "{\"a\":-0}",
+        "{\"a\":1234567890}",
+        "{\"a\":1234567890123456}",
+        "{\"a\":-123456789}",
+        "{\"ab\":1,\"a\":2}",
+        "{\"a\":1,\"ab\":2}",
+        "{\"a\":1,\"a\":2}",
+        "{\"m\":{\"z\":1,\"y\":2}}",
+        "[]",
+        "{\"message\":\"hello\"}",
+    };
+    int taken = 0;
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        struct mb_buf raw = {0}, tree = {0};
+        cJSON *v = cJSON_Parse(texts[i]);
+        cr_assert_not_null(v, "%s", texts[i]);
+        cr_assert_eq(mb_cachekey_canonical(v, &tree), 0);
+        int rc = mb_cachekey_canonical_raw(texts[i], strlen(texts[i]), &raw);
+        if (rc == 0) {
+            taken++;
+            cr_expect(raw.len == tree.len && memcmp(raw.data, tree.data, raw.len) == 0,
+                      "%s: raw %.*s, tree %.*s", texts[i], (int)raw.len, raw.data, (int)tree.len,
+                      tree.data);
+        } else {
+            cr_expect_eq(rc, MB_DECLINED, "%s", texts[i]);
+            cr_expect_eq(raw.len, 0);
+        }
+        mb_buf_free(&raw);
+        mb_buf_free(&tree);
+        cJSON_Delete(v);
+    }
+    cr_expect_eq(taken, 8);
+    struct mb_buf none = {0};
+    cr_expect_eq(mb_cachekey_canonical_raw(NULL, 0, &none), 0);
+    cr_expect(none.len == 2 && memcmp(none.data, "{}", 2) == 0);
+    mb_buf_free(&none);
+}
+
 static const struct mb_cache *cache(void)
 {
     struct mb_shm_params p = {.worker_capacity = 2};
@@ -76,7 +127,10 @@ static struct mb_cache_key rkey(const struct mb_cache *c, const char *backend, c
 {
     cJSON *a = args ? cJSON_Parse(args) : NULL;
     struct mb_cache_key k;
-    cr_assert_eq(mb_cachekey_response(c, backend, 7, method, name, a, scope, &k), 0);
+    struct mb_buf t = {0};
+    cr_assert_eq(mb_cachekey_canonical(a, &t), 0);
+    cr_assert_eq(mb_cachekey_response(c, backend, 7, method, name, t.data, t.len, scope, &k), 0);
+    mb_buf_free(&t);
     cJSON_Delete(a);
     return k;
 }
