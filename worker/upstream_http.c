@@ -83,6 +83,7 @@
 #include "worker/pool.h"
 #include "worker/upstream.h"
 #include "worker/upstream_common.h"
+#include "worker/upstream_http_msg.h"
 #include "worker/upstream_http_resp.h"
 #include "worker/worker.h"
 
@@ -1186,21 +1187,17 @@ static int hu_start(struct mb_upstream *u)
 
 static int classify(struct http_up *h, struct xchg *x)
 {
-    /* The core sends only JSON it validated or built: one pass finds both
-     * members, without validating again (two mb_json_member walks, each
-     * validating the whole message, were 6% of a tools/call). */
-    static const char *const names[] = {"method", "id"};
-    struct mb_json_raw m[2];
+    struct mb_json_raw method;
+    bool has_id;
     char name[64];
-    mb_json_members(x->msg, x->len, names, 2, m);
-    struct mb_json_raw method = m[0], id = m[1];
+    mb_upstream_http_classify(x->msg, x->len, &method, &has_id);
     if (method.p == NULL) {
         /* A response to a server-to-client request: back where it came from. */
         int ep = s2c_endpoint(h, x->msg, x->len);
         x->ep = ep >= 0 ? ep : h->core_ep;
         return 0;
     }
-    x->is_request = id.p != NULL;
+    x->is_request = has_id;
     if (mb_json_raw_plain_string(method, name, sizeof(name)) < 0)
         return 0;
     if (strcmp(name, "initialize") == 0 && x->is_request) {
