@@ -926,7 +926,8 @@ static bool finish_exchange(struct hconn *c, const char *why)
         snprintf(buf, sizeof(buf), "HTTP %d with no message in answer to a request", status);
         why = buf;
     }
-    if (why == NULL && !c->resp.sse && !c->resp.json && c->resp.body.len > 0 && x->delivered == 0) {
+    if (why == NULL && !c->resp.sse && !c->resp.json && c->resp.body_bytes > 0 &&
+        x->delivered == 0) {
         snprintf(buf, sizeof(buf), "an answer that is neither JSON nor an event stream");
         why = buf;
     }

@@ -19,6 +19,7 @@
  */
 #include "worker/upstream_http_resp.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,19 +47,16 @@ void mb_http_resp_init(struct mb_http_resp *r, size_t max_body)
 
 void mb_http_resp_reset(struct mb_http_resp *r)
 {
-    struct mb_buf line = r->line, body = r->body, sl = r->sse_line, sd = r->sse_data;
     size_t max = r->max_body;
 
-    mb_buf_reset(&line);
-    mb_buf_reset(&body);
-    mb_buf_reset(&sl);
-    mb_buf_reset(&sd);
-    memset(r, 0, sizeof(*r));
-    r->line = line;
-    r->body = body;
-    r->sse_line = sl;
-    r->sse_data = sd;
+    memset(r, 0, offsetof(struct mb_http_resp, line));
     r->max_body = max;
+    mb_buf_reset(&r->line);
+    mb_buf_reset(&r->body);
+    mb_buf_reset(&r->sse_line);
+    mb_buf_reset(&r->sse_data);
+    r->session_id[0] = '\0';
+    r->error[0] = '\0';
 }
 
 void mb_http_resp_free(struct mb_http_resp *r)
@@ -163,16 +161,28 @@ static int body_bytes(struct mb_http_resp *r, const char *p, size_t n,
     return MB_OK;
 }
 
-static int finish(struct mb_http_resp *r, const struct mb_http_resp_cb *cb, void *arg)
+/* The body is complete: data/len, or the collected body when data is
+ * NULL. */
+static int finish_body(struct mb_http_resp *r, const struct mb_http_resp_cb *cb, void *arg,
+                       const char *data, size_t len)
 {
     if (r->sse) {
         /* An unterminated last line or event at the end is dropped, as the
          * SSE format says: only a blank line dispatches. */
     } else if (cb->on_body != NULL) {
-        cb->on_body(arg, r->body.len ? r->body.data : "", r->body.len);
+        if (data == NULL) {
+            data = r->body.len ? r->body.data : "";
+            len = r->body.len;
+        }
+        cb->on_body(arg, data, len);
     }
     r->state = S_DONE;
     return MB_OK;
+}
+
+static int finish(struct mb_http_resp *r, const struct mb_http_resp_cb *cb, void *arg)
+{
+    return finish_body(r, cb, arg, NULL, 0);
 }
 
 /* ---------------------------------------------------------------- headers */
@@ -326,9 +336,12 @@ static int chunk_size(struct mb_http_resp *r, const char *l, size_t n)
     return MB_OK;
 }
 
-/* Takes bytes into r->line up to and including a LF. Returns true when a
- * whole line is there (without its CR LF). */
-static int take_line(struct mb_http_resp *r, const char *p, size_t n, size_t *i, bool *complete)
+/* Takes bytes up to and including a LF. When a whole line is there,
+ * *complete is set and *l / *ll are the line without its CR LF: read in
+ * place when it is all in p (the usual case: no copy), else gathered in
+ * r->line. */
+static int take_line(struct mb_http_resp *r, const char *p, size_t n, size_t *i, bool *complete,
+                     const char **l, size_t *ll)
 {
     const char *nl = memchr(p + *i, '\n', n - *i);
     size_t end = nl ? (size_t)(nl - p) : n;
@@ -336,12 +349,19 @@ static int take_line(struct mb_http_resp *r, const char *p, size_t n, size_t *i,
     r->header_bytes += end - *i + (nl ? 1 : 0);
     if (r->header_bytes > MB_HTTP_RESP_MAX_HEADERS)
         return fail(r, "response headers larger than 64 KiB");
-    if (mb_buf_append(&r->line, p + *i, end - *i) != 0)
-        return fail(r, "out of memory");
-    *i = nl ? end + 1 : n;
     *complete = nl != NULL;
-    if (*complete && r->line.len > 0 && r->line.data[r->line.len - 1] == '\r')
-        r->line.len--;
+    if (nl != NULL && r->line.len == 0) {
+        *l = p + *i;
+        *ll = end - *i;
+    } else {
+        if (mb_buf_append(&r->line, p + *i, end - *i) != 0)
+            return fail(r, "out of memory");
+        *l = r->line.data;
+        *ll = r->line.len;
+    }
+    *i = nl ? end + 1 : n;
+    if (*complete && *ll > 0 && (*l)[*ll - 1] == '\r')
+        (*ll)--;
     return MB_OK;
 }
 
@@ -358,41 +378,53 @@ int mb_http_resp_feed(struct mb_http_resp *r, const char *p, size_t n, size_t *u
         case S_HEADERS:
         case S_CHUNK_SIZE:
         case S_CHUNK_CRLF:
-        case S_TRAILERS:
-            if (take_line(r, p, n, &i, &complete) != MB_OK)
+        case S_TRAILERS: {
+            const char *l = NULL;
+            size_t ll = 0;
+            if (take_line(r, p, n, &i, &complete, &l, &ll) != MB_OK)
                 return MB_ERR;
             if (!complete)
                 break;
             if (r->state == S_STATUS) {
-                rc = status_line(r, r->line.data, r->line.len);
+                rc = status_line(r, l, ll);
                 if (rc == MB_OK)
                     r->state = S_HEADERS;
             } else if (r->state == S_HEADERS) {
-                if (r->line.len == 0)
+                if (ll == 0)
                     rc = headers_end(r, cb, arg);
                 else
-                    rc = header_line(r, r->line.data, r->line.len);
+                    rc = header_line(r, l, ll);
             } else if (r->state == S_CHUNK_SIZE) {
-                rc = chunk_size(r, r->line.data, r->line.len);
+                rc = chunk_size(r, l, ll);
                 if (rc == MB_OK)
                     r->state = r->remaining == 0 ? S_TRAILERS : S_CHUNK_DATA;
             } else if (r->state == S_CHUNK_CRLF) {
-                if (r->line.len != 0)
+                if (ll != 0)
                     rc = fail(r, "a chunk not followed by CRLF");
                 r->state = S_CHUNK_SIZE;
             } else { /* trailers: ignored up to the empty line */
-                if (r->line.len == 0)
+                if (ll == 0)
                     rc = finish(r, cb, arg);
             }
             mb_buf_reset(&r->line);
             if (rc != MB_OK)
                 return MB_ERR;
             break;
+        }
         case S_BODY_LENGTH:
         case S_CHUNK_DATA: {
             size_t take = n - i;
             if ((uint64_t)take > r->remaining)
                 take = (size_t)r->remaining;
+            if (r->state == S_BODY_LENGTH && !r->sse && r->body.len == 0 && take == r->remaining) {
+                /* The whole body is in p (headers_end checked its size):
+                 * handed over in place, not copied. */
+                r->body_bytes += take;
+                i += take;
+                r->remaining = 0;
+                finish_body(r, cb, arg, take ? p + i - take : "", take);
+                break;
+            }
             if (body_bytes(r, p + i, take, cb, arg) != MB_OK)
                 return MB_ERR;
             i += take;

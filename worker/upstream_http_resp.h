@@ -39,6 +39,8 @@ struct mb_http_resp_cb {
 };
 
 struct mb_http_resp {
+    /* mb_http_resp_reset zeroes everything before `line` (a new response
+     * on a kept connection costs no more than that): scalars go here. */
     int state;
     int status;
     bool headers_done;
@@ -48,20 +50,21 @@ struct mb_http_resp {
     bool chunked;
     bool has_length;
     bool has_session;
-    uint64_t remaining; /* of the Content-Length body, or of the current chunk */
-    char session_id[MB_HTTP_RESP_SESSION_MAX];
-    size_t header_bytes;
-    size_t max_body;
-    uint64_t body_bytes; /* body bytes read (after chunk decoding) */
-    struct mb_buf line;  /* a header, status or chunk-size line being read */
-    struct mb_buf body;  /* the collected body */
-    /* Server-Sent Events */
-    struct mb_buf sse_line;
-    struct mb_buf sse_data;
     bool sse_cr;          /* the last byte was a CR ending a line */
     bool sse_have_data;   /* a data: field was seen in this event */
     bool sse_other_event; /* event: names a type other than "message" */
-    char error[128];      /* why MB_ERR was returned */
+    uint64_t remaining;   /* of the Content-Length body, or of the current chunk */
+    size_t header_bytes;
+    uint64_t body_bytes; /* body bytes read (after chunk decoding) */
+    size_t max_body;     /* kept by reset */
+    /* Buffers (reset keeps their memory), then the strings (reset
+     * empties them). */
+    struct mb_buf line; /* a header, status or chunk-size line being read */
+    struct mb_buf body; /* the collected body */
+    struct mb_buf sse_line;
+    struct mb_buf sse_data;
+    char session_id[MB_HTTP_RESP_SESSION_MAX];
+    char error[128]; /* why MB_ERR was returned */
 };
 
 void mb_http_resp_init(struct mb_http_resp *r, size_t max_body);

@@ -280,3 +280,35 @@ Test(http_resp, headers_over_64k_rejected)
     cr_expect_eq(rc, MB_ERR);
     mb_http_resp_free(&r);
 }
+
+Test(http_resp, reset_clears_everything_of_the_last_response)
+{
+    struct mb_http_resp r;
+    struct got g = {0};
+    size_t used = 0;
+    const char *sse = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                      "Mcp-Session-Id: s-1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\ndata:";
+    const char *bad = "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n";
+
+    mb_http_resp_init(&r, 1 << 20);
+    /* Stopped in the middle of a chunk of an event stream. */
+    cr_assert_eq(mb_http_resp_feed(&r, sse, strlen(sse), &used, &cb, &g), MB_AGAIN);
+    cr_assert(r.sse && r.chunked && r.has_session && r.body_bytes > 0);
+    mb_http_resp_reset(&r);
+    cr_expect_eq(r.state, 0);
+    cr_expect_not(r.sse || r.chunked || r.has_session || r.headers_done || r.sse_have_data);
+    cr_expect_eq(r.body_bytes, 0);
+    cr_expect_eq(r.remaining, 0);
+    cr_expect_str_eq(r.session_id, "");
+    cr_expect_eq(r.max_body, 1 << 20);
+    /* An error, then a good response on the same reader. */
+    cr_assert_eq(mb_http_resp_feed(&r, bad, strlen(bad), &used, &cb, &g), MB_ERR);
+    cr_assert_neq(r.error[0], '\0');
+    mb_http_resp_reset(&r);
+    cr_expect_str_eq(r.error, "");
+    cr_assert_eq(mb_http_resp_feed(&r, json_resp, strlen(json_resp), &used, &cb, &g), MB_OK);
+    cr_expect_str_eq(g.body, "{\"jsonrpc\":\"2.0\",\"id\":1,\"r\"}");
+    cr_expect_str_eq(r.session_id, "abc-123");
+    cr_expect_eq(r.body_bytes, 28);
+    mb_http_resp_free(&r);
+}
