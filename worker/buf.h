@@ -14,6 +14,7 @@
 #define MB_WORKER_BUF_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct mb_buf {
     char *data; /* not NUL-terminated unless mb_buf_cstr() was called */
@@ -30,6 +31,9 @@ int mb_buf_append_str(struct mb_buf *b, const char *s);
 int mb_buf_append_json_string(struct mb_buf *b, const char *s, size_t n);
 /* Appends a decimal integer. */
 int mb_buf_append_int(struct mb_buf *b, long long v);
+/* Writes v in decimal to dst (at least 20 bytes; no NUL) and returns the
+ * length. */
+size_t mb_buf_format_u64(char *dst, uint64_t v);
 /* NUL-terminates the content (not counted in len) and returns data. */
 const char *mb_buf_cstr(struct mb_buf *b);
 /* Empties the buffer, keeping its memory. */

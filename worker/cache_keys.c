@@ -227,8 +227,11 @@ int mb_cachekey_response(const struct mb_cache *c, const char *backend, uint64_t
                          const char *scope, struct mb_cache_key *out)
 {
     struct mb_buf b = {0};
-    char hx[24];
-    snprintf(hx, sizeof(hx), "%016llx", (unsigned long long)confhash);
+    /* "%016llx" by hand: snprintf was ~900 instructions per tools/call. */
+    char hx[17];
+    for (int i = 0; i < 16; i++)
+        hx[i] = "0123456789abcdef"[(confhash >> (60 - 4 * i)) & 15];
+    hx[16] = '\0';
     int rc = MB_ERR;
     if (put_field(&b, "r") || put_field(&b, backend) || put_field(&b, hx) ||
         put_field(&b, method) || put_field(&b, name) || mb_buf_append(&b, args, args_len) ||

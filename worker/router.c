@@ -1792,11 +1792,11 @@ static int route_one(struct mb_router *r, struct mb_conn *c, const struct mb_jso
             goto oom_buf;
     } else {
         char gid[24], *nm = NULL;
-        int gl = snprintf(gid, sizeof(gid), "%llu", (unsigned long long)p->gid);
+        size_t gl = mb_buf_format_u64(gid, p->gid);
         struct mb_json_edit e[3];
         size_t ne = 0;
         struct mb_buf nb = {0};
-        e[ne++] = (struct mb_json_edit){m->id, m->id_len, gid, (size_t)gl};
+        e[ne++] = (struct mb_json_edit){m->id, m->id_len, gid, gl};
         if (strip) {
             if (mb_buf_append_json_string(&nb, rest, strlen(rest)) != 0)
                 goto oom_buf;
@@ -1804,7 +1804,7 @@ static int route_one(struct mb_router *r, struct mb_conn *c, const struct mb_jso
             e[ne++] = (struct mb_json_edit){raw_name.p, raw_name.len, nm, nb.len};
         }
         if (has_tok)
-            e[ne++] = (struct mb_json_edit){raw_tok.p, raw_tok.len, gid, (size_t)gl};
+            e[ne++] = (struct mb_json_edit){raw_tok.p, raw_tok.len, gid, gl};
         int rc = mb_json_splice(&o, text, len, e, ne);
         mb_buf_free(&nb);
         if (rc != 0)
@@ -1840,8 +1840,8 @@ static int set_level(struct mb_router *r, struct mb_conn *c, const struct mb_jso
         if (p == NULL)
             return MB_ERR;
         char gid[24];
-        int gl = snprintf(gid, sizeof(gid), "%llu", (unsigned long long)p->gid);
-        struct mb_json_edit e = {m->id, m->id_len, gid, (size_t)gl};
+        size_t gl = mb_buf_format_u64(gid, p->gid);
+        struct mb_json_edit e = {m->id, m->id_len, gid, gl};
         struct mb_buf o = {0};
         if (mb_json_splice(&o, text, len, &e, 1) != 0) {
             pending_free(p);

@@ -155,6 +155,15 @@ Test(cache_keys, response_key_parts, .fini = fini)
     /* Field boundaries: "ab"+"c" is not "a"+"bc". */
     cr_expect_not(same(rkey(c, "ab", "tools/call", "c", NULL, ""),
                        rkey(c, "a", "tools/call", "bc", NULL, "")));
+    /* The layout of cache_keys.h, byte for byte (confhash in 16 hex digits). */
+    char bytes[128];
+    int n = snprintf(bytes, sizeof(bytes), "r%cb%c%016llx%ctools/call%cecho%c{}%c10.0.0.1", 0, 0,
+                     0xdeadbeef0badf00dULL, 0, 0, 0, 0);
+    struct mb_cache_key kl;
+    cr_assert_eq(mb_cachekey_response(c, "b", 0xdeadbeef0badf00dULL, "tools/call", "echo", "{}", 2,
+                                      "10.0.0.1", &kl),
+                 0);
+    cr_expect(same(mb_cache_key(c, bytes, (size_t)n), kl));
     struct mb_cache_key d1 = mb_cachekey_discovery(c, "b", 7, "tools/list");
     cr_expect_not(same(d1, mb_cachekey_discovery(c, "b", 8, "tools/list")), "config hash");
     cr_expect_not(same(d1, mb_cachekey_discovery(c, "b", 7, "prompts/list")));

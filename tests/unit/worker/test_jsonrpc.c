@@ -4,6 +4,7 @@
  * the cJSON reference, and the reply writers.
  */
 #include <criterion/criterion.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -394,4 +395,26 @@ Test(buf, json_string_escapes_controls)
     cr_assert_eq(mb_buf_append_int(&b, -32768), 0);
     cr_expect_str_eq(mb_buf_cstr(&b), "-32768");
     mb_buf_free(&b);
+}
+
+Test(buf, integers_as_printf_writes_them)
+{
+    static const long long v[] = {
+        0, 1, -1, 9, 10, 99, 100, -32700, 9007199254740993LL, LLONG_MAX, LLONG_MIN};
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        struct mb_buf b = {0};
+        char want[32];
+        snprintf(want, sizeof(want), "%lld", v[i]);
+        cr_assert_eq(mb_buf_append_int(&b, v[i]), 0);
+        cr_expect_str_eq(mb_buf_cstr(&b), want);
+        mb_buf_free(&b);
+    }
+    static const uint64_t u[] = {0, 7, 10, 18446744073709551615ULL, 1000000000000000000ULL};
+    for (size_t i = 0; i < sizeof(u) / sizeof(u[0]); i++) {
+        char got[24], want[24];
+        size_t n = mb_buf_format_u64(got, u[i]);
+        got[n] = '\0';
+        snprintf(want, sizeof(want), "%llu", (unsigned long long)u[i]);
+        cr_expect_str_eq(got, want);
+    }
 }
