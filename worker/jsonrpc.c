@@ -4,7 +4,7 @@
  *
  * Two ways to the same answer. The plain path (parse_plain) validates with
  * jsonscan.c and reads the raw top-level members; it only takes text that
- * cJSON would read identically (mb_json_valid_plain), where a raw key
+ * cJSON would read identically (mb_json_valid_members, plain), where a raw key
  * comparison is a decoded one. Everything else goes to the cJSON path
  * (mb_jsonrpc_parse_cjson): cJSON parses and validates the message; a
  * second, tiny scanner then walks the top-level object of the same (now
@@ -236,15 +236,17 @@ static int parse_plain(const char *text, size_t len, struct mb_jsonrpc_msg *m)
     struct mb_json_raw v[6];
     struct fields f;
 
-    if (!mb_json_valid_plain(text, len))
+    int rc = mb_json_valid_members(text, len, true, names, 6, v);
+    if (rc == MB_ERR) /* not plain JSON: cJSON decides */
         return MB_DECLINED;
-    const char *p = skip_ws(text, text + len); /* valid: a value follows */
-    if (*p == '[')
-        return invalid(m, MB_JSONRPC_INVALID_REQUEST,
-                       "Invalid Request: batches are not supported (removed in MCP 2025-06-18)");
-    if (*p != '{' || mb_json_members(text, len, names, 6, v) != 0)
+    if (rc == MB_DECLINED) {
+        if (*skip_ws(text, text + len) == '[') /* valid: a value follows */
+            return invalid(
+                m, MB_JSONRPC_INVALID_REQUEST,
+                "Invalid Request: batches are not supported (removed in MCP 2025-06-18)");
         return invalid(m, MB_JSONRPC_INVALID_REQUEST,
                        "Invalid Request: a message must be a JSON object");
+    }
     f.jsonrpc_ok = v[0].len == 5 && memcmp(v[0].p, "\"2.0\"", 5) == 0;
     f.method = raw_type(v[1]);
     f.id = raw_type(v[3]);

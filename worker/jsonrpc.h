@@ -31,10 +31,10 @@
  *   - Anything after the one JSON value but white space is a parse error.
  *
  * How (speed; none of this changes an answer): the common message is
- * decided without cJSON. mb_json_valid_plain (jsonscan.h) checks the strict
- * grammar and that the text is what cJSON reads the same way (no \u
- * escape, no number over 63 bytes); one mb_json_members pass then finds the
- * raw jsonrpc, method, params, id, result and error, and the method is
+ * decided without cJSON. One mb_json_valid_members pass (jsonscan.h, plain)
+ * checks the strict grammar and that the text is what cJSON reads the same
+ * way (no \u escape, no number over 63 bytes), and finds the raw jsonrpc,
+ * method, params, id, result and error; the method is
  * copied out when it is a string without escapes of under 128 bytes. Every
  * other message (invalid JSON, \u escapes, non-strict numbers, an escaped
  * or long method) is decided by mb_jsonrpc_parse_cjson, the cJSON
@@ -83,7 +83,7 @@ struct mb_jsonrpc_msg {
     const char *error_msg; /* INVALID: static text for the error message */
     /* Private to jsonrpc.c: read params with mb_jsonrpc_params. */
     struct mb_json_raw params_raw; /* the raw params value; {NULL, 0} when absent */
-    bool plain;                    /* decided without cJSON (mb_json_valid_plain text) */
+    bool plain;                    /* decided without cJSON (plain text, jsonscan.h) */
     bool params_parsed;            /* params_tree is final */
     cJSON *root;                   /* the whole message, on the cJSON path only */
     cJSON *params_tree;            /* params: a node of root, or parsed on first use */

@@ -13,7 +13,7 @@
 
 struct scan {
     const char *p, *end;
-    bool plain; /* mb_json_valid_plain: no \u escapes, no number over 63 bytes */
+    bool plain; /* mb_json_valid_members plain: no \u escapes, no number over 63 bytes */
 };
 
 static void ws(struct scan *s)
@@ -168,23 +168,13 @@ static bool v_value(struct scan *s, int depth)
     }
 }
 
-static bool valid(const char *text, size_t len, bool plain)
+bool mb_json_valid(const char *text, size_t len)
 {
-    struct scan s = {text, text + len, plain};
+    struct scan s = {text, text + len, false};
     if (!v_value(&s, 0))
         return false;
     ws(&s);
     return s.p == s.end;
-}
-
-bool mb_json_valid(const char *text, size_t len)
-{
-    return valid(text, len, false);
-}
-
-bool mb_json_valid_plain(const char *text, size_t len)
-{
-    return valid(text, len, true);
 }
 
 /* Skips one value of text already known to be valid. */
@@ -286,14 +276,45 @@ static const char *skip_valid(const char *p, const char *end)
     return NULL;
 }
 
+/* The byte lengths of the names a member pass looks for, computed once per
+ * pass instead of once per member and name (strlen was a tenth of a
+ * tools/call's scanning). */
+#define MEMBERS_MAX 8
+
+static bool name_match(const char *k, size_t klen, const char *name, size_t nlen)
+{
+    return nlen == klen && (klen == 0 || (k[0] == name[0] && memcmp(k, name, klen) == 0));
+}
+
+/* Records the member k (klen bytes) with value [v, e) if it is one of the
+ * names still missing; returns how many names it filled (duplicates in
+ * names all get it). */
+static size_t record(const char *k, size_t klen, const char *v, const char *e,
+                     const char *const *names, const size_t *lens, size_t n,
+                     struct mb_json_raw *out)
+{
+    size_t got = 0;
+    for (size_t i = 0; i < n; i++)
+        if (out[i].p == NULL && name_match(k, klen, names[i], lens[i])) {
+            out[i].p = v;
+            out[i].len = (size_t)(e - v);
+            got++;
+        }
+    return got;
+}
+
 int mb_json_members(const char *text, size_t len, const char *const *names, size_t n,
                     struct mb_json_raw *out)
 {
     struct scan s = {text, text + len, false};
-    size_t left = n;
+    size_t left = n, lens[MEMBERS_MAX];
 
-    for (size_t i = 0; i < n; i++)
+    if (n > MEMBERS_MAX) /* callers ask for a handful; a longer list in two calls */
+        return MB_ERR;
+    for (size_t i = 0; i < n; i++) {
         out[i] = (struct mb_json_raw){NULL, 0};
+        lens[i] = strlen(names[i]);
+    }
     ws(&s);
     if (s.p >= s.end || *s.p != '{')
         return MB_DECLINED;
@@ -320,12 +341,7 @@ int mb_json_members(const char *text, size_t len, const char *const *names, size
         const char *e = skip_valid(s.p, s.end);
         if (e == NULL)
             goto bad;
-        for (size_t i = 0; i < n; i++)
-            if (out[i].p == NULL && strlen(names[i]) == klen && memcmp(k, names[i], klen) == 0) {
-                out[i].p = v;
-                out[i].len = (size_t)(e - v);
-                left--;
-            }
+        left -= record(k, klen, v, e, names, lens, n, out);
         s.p = e;
         ws(&s);
         if (s.p < s.end && *s.p == '}')
@@ -339,6 +355,70 @@ bad:
     for (size_t i = 0; i < n; i++)
         out[i] = (struct mb_json_raw){NULL, 0};
     return MB_DECLINED;
+}
+
+int mb_json_valid_members(const char *text, size_t len, bool plain, const char *const *names,
+                          size_t n, struct mb_json_raw *out)
+{
+    struct scan s = {text, text + len, plain};
+    size_t lens[MEMBERS_MAX];
+
+    if (n > MEMBERS_MAX)
+        return MB_ERR;
+    for (size_t i = 0; i < n; i++) {
+        out[i] = (struct mb_json_raw){NULL, 0};
+        lens[i] = strlen(names[i]);
+    }
+    ws(&s);
+    if (s.p >= s.end || *s.p != '{') {
+        /* Valid or not, it is no object. */
+        if (!v_value(&s, 0))
+            return MB_ERR;
+        ws(&s);
+        return s.p == s.end ? MB_DECLINED : MB_ERR;
+    }
+    /* The top-level object as v_value walks it (depth 0), recording the
+     * members it passes: one pass validates and finds. */
+    s.p++;
+    ws(&s);
+    if (s.p < s.end && *s.p == '}') {
+        s.p++;
+    } else {
+        for (;;) {
+            ws(&s);
+            if (s.p >= s.end || *s.p != '"')
+                goto bad;
+            const char *k = s.p + 1;
+            if (!v_string(&s))
+                goto bad;
+            size_t klen = (size_t)(s.p - 1 - k);
+            ws(&s);
+            if (s.p >= s.end || *s.p != ':')
+                goto bad;
+            s.p++;
+            ws(&s);
+            const char *v = s.p;
+            if (!v_value(&s, 1))
+                goto bad;
+            record(k, klen, v, s.p, names, lens, n, out);
+            ws(&s);
+            if (s.p < s.end && *s.p == ',') {
+                s.p++;
+                continue;
+            }
+            if (s.p >= s.end || *s.p != '}')
+                goto bad;
+            s.p++;
+            break;
+        }
+    }
+    ws(&s);
+    if (s.p == s.end)
+        return 0;
+bad:
+    for (size_t i = 0; i < n; i++)
+        out[i] = (struct mb_json_raw){NULL, 0};
+    return MB_ERR;
 }
 
 int mb_json_path(const char *text, size_t len, const char *const *keys, struct mb_json_raw *out)

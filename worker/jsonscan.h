@@ -31,13 +31,6 @@ struct mb_json_raw {
 /* True when text is exactly one JSON value (strict RFC 8259 grammar,
  * surrounding white space allowed), nested at most 128 deep. */
 bool mb_json_valid(const char *text, size_t len);
-/* mb_json_valid, and also: no \u escape in any string and no number longer
- * than 63 bytes. Text that passes is text cJSON 1.7 parses, to a tree whose
- * keys are the raw key bytes (only \u can spell a key in other bytes that
- * matter: the other escapes decode to quote, backslash, slash or controls).
- * jsonrpc.c uses it to decide a client message without cJSON; anything
- * else goes to cJSON as before. */
-bool mb_json_valid_plain(const char *text, size_t len);
 /* The raw value of member key in the object text (which must be valid JSON).
  * Returns 0 and fills *out, or MB_DECLINED when text is not an object or
  * has no such member (*out is then {NULL, 0}). */
@@ -49,9 +42,22 @@ int mb_json_member(const char *text, size_t len, const char *key, struct mb_json
  * ({NULL, 0} when absent; the first member of a name wins, keys compared as
  * raw bytes like mb_json_member). Returns 0, or MB_DECLINED (all out
  * cleared) when text is not an object. For the response path, where one
- * backend message is otherwise walked once per member it needs. */
+ * backend message is otherwise walked once per member it needs. At most 8
+ * names (MB_ERR beyond). */
 int mb_json_members(const char *text, size_t len, const char *const *names, size_t n,
                     struct mb_json_raw *out);
+/* mb_json_valid and mb_json_members in one pass: returns 0 when text is
+ * valid and an object (out filled), MB_DECLINED when it is valid but not an
+ * object, MB_ERR when it is not valid (out cleared both times). For
+ * messages that are validated and then read.
+ * plain: valid also means no \u escape in any string and no number longer
+ * than 63 bytes. Such text is text cJSON 1.7 parses, to a tree whose keys
+ * are the raw key bytes (only \u can spell a key in other bytes that
+ * matter: the other escapes decode to quote, backslash, slash or controls).
+ * jsonrpc.c uses it to decide a client message without cJSON; anything
+ * else goes to cJSON as before. */
+int mb_json_valid_members(const char *text, size_t len, bool plain, const char *const *names,
+                          size_t n, struct mb_json_raw *out);
 /* Follows a path of member names ("params", "_meta", "progressToken",
  * NULL-terminated) through nested objects. */
 int mb_json_path(const char *text, size_t len, const char *const *keys, struct mb_json_raw *out);

@@ -1543,17 +1543,16 @@ static void on_server_request(struct backend *b, const char *msg, size_t len, co
 static void on_message(void *owner, const char *msg, size_t len)
 {
     struct backend *b = owner;
-    /* The message is validated once, then its top-level members are found
-     * in one pass (not one walk per member: that was most of a tools/call's
-     * instructions). */
+    /* The message is validated and its top-level members are found in one
+     * pass (not one walk per member: that was most of a tools/call's
+     * instructions; nor a validation and then a member walk). */
     static const char *const names[] = {"jsonrpc", "id", "method", "result", "error"};
     struct mb_json_raw mem[5];
     char name[96];
 
     if (b->state == B_CLOSED)
         return;
-    if (!mb_json_valid(msg, len) || mb_json_members(msg, len, names, 5, mem) != 0 ||
-        mem[0].p == NULL) {
+    if (mb_json_valid_members(msg, len, false, names, 5, mem) != 0 || mem[0].p == NULL) {
         mb_log_warn("backend %s: protocol violation: not a JSON-RPC message: %.*s", b->conf->name,
                     (int)(len > 120 ? 120 : len), msg);
         return;

@@ -91,8 +91,13 @@ Test(jsonscan, members_agree_with_member)
     for (size_t t = 0; t < sizeof(texts) / sizeof(texts[0]); t++) {
         size_t len = strlen(texts[t]);
         cr_assert(mb_json_valid(texts[t], len), "test text %zu is valid", t);
-        struct mb_json_raw out[N];
+        struct mb_json_raw out[N], both[N];
         cr_assert_eq(mb_json_members(texts[t], len, names, N, out), 0);
+        /* the validating pass finds exactly the same */
+        cr_assert_eq(mb_json_valid_members(texts[t], len, false, names, N, both), 0);
+        for (size_t i = 0; i < N; i++)
+            cr_expect(both[i].p == out[i].p && both[i].len == out[i].len,
+                      "text %zu member %s: valid_members differs", t, names[i]);
         for (size_t i = 0; i < N; i++) {
             struct mb_json_raw one;
             int rc = mb_json_member(texts[t], len, names[i], &one);
@@ -150,6 +155,14 @@ Test(jsonscan, path_parsed_agrees_with_path)
     cr_expect_null(r.p);
 }
 
+/* Valid in plain mode (the object test aside: MB_DECLINED is a valid non-object). */
+static bool plain_ok(const char *t)
+{
+    struct mb_json_raw out[1];
+    static const char *const one[] = {"a"};
+    return mb_json_valid_members(t, strlen(t), true, one, 1, out) != MB_ERR;
+}
+
 Test(jsonscan, valid_plain_is_valid_without_unicode_escapes_or_long_numbers)
 {
     static const char *const yes[] = {
@@ -160,12 +173,43 @@ Test(jsonscan, valid_plain_is_valid_without_unicode_escapes_or_long_numbers)
         "1234567890123456789012345678901234567890123456789012345678901234", "{\"a\":01}",
         "{\"a\":\"\x01\"}"};
     for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-        cr_expect(mb_json_valid_plain(yes[i], strlen(yes[i])), "%s", yes[i]);
+        cr_expect(plain_ok(yes[i]), "%s", yes[i]);
         cr_expect(mb_json_valid(yes[i], strlen(yes[i])), "%s", yes[i]);
     }
     for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
-        cr_expect(!mb_json_valid_plain(no[i], strlen(no[i])), "%s", no[i]);
+        cr_expect(!plain_ok(no[i]), "%s", no[i]);
     /* the first two and the long number are still JSON */
     for (size_t i = 0; i < 3; i++)
         cr_expect(mb_json_valid(no[i], strlen(no[i])), "%s", no[i]);
+}
+
+Test(jsonscan, valid_members_is_valid_then_members)
+{
+    static const char *const two[] = {"id", "x"};
+    struct mb_json_raw out[2];
+    static const char *const bad[] = {
+        "{\"id\":1",        "{\"id\":01}", "{\"id\":1} x", "{\"id\":1,}",
+        "{\"id\" 1}",       "{id:1}",      "[1,]",         "",
+        "{\"id\":\"\x01\"}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cr_expect_eq(mb_json_valid_members(bad[i], strlen(bad[i]), false, two, 2, out), MB_ERR,
+                     "%s", bad[i]);
+        cr_expect(!mb_json_valid(bad[i], strlen(bad[i])), "%s", bad[i]);
+        cr_expect_null(out[0].p);
+    }
+    static const char *const other[] = {"[1,{\"id\":2}]", "\"s\"", " 12 ", "null"};
+    for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
+        cr_expect_eq(mb_json_valid_members(other[i], strlen(other[i]), false, two, 2, out),
+                     MB_DECLINED, "%s", other[i]);
+    /* plain: \u escapes anywhere make it invalid for this pass */
+    const char *u = "{\"id\":1,\"x\":{\"y\":\"\\u0041\"}}";
+    cr_expect_eq(mb_json_valid_members(u, strlen(u), false, two, 2, out), 0);
+    cr_expect_eq(mb_json_valid_members(u, strlen(u), true, two, 2, out), MB_ERR);
+    /* unterminated deep nesting */
+    char deep[300];
+    memset(deep, '[', 200);
+    deep[0] = '{';
+    memcpy(deep + 1, "\"id\":", 5);
+    memset(deep + 6, '[', 194);
+    cr_expect_eq(mb_json_valid_members(deep, 200, false, two, 2, out), MB_ERR);
 }
