@@ -133,6 +133,7 @@ struct hconn {
     bool in_connect; /* inside lws_client_connect_via_info */
     bool failed_sync;
     bool write_failed; /* the request could not be written: close */
+    bool rearm;        /* headers came: the timer runs for the rest */
     uint64_t sess_gen;
     mb_msec_t timeout_ms; /* of the running timer */
     char why[96];
@@ -263,13 +264,16 @@ static void q_free(struct xqueue *q)
 
 static struct xchg *xchg_new(const char *msg, size_t len, enum xkind kind, int ep)
 {
-    struct xchg *x = calloc(1, sizeof(*x) + len + 1);
+    /* malloc, not calloc: glibc's calloc skips its per-thread cache. */
+    struct xchg *x = malloc(sizeof(*x) + len + 1);
     if (x == NULL)
         return NULL;
+    memset(x, 0, sizeof(*x));
     x->kind = kind;
     x->ep = ep;
     x->len = len;
     memcpy(x->msg, msg, len);
+    x->msg[len] = '\0';
     return x;
 }
 
@@ -682,6 +686,7 @@ static void start_exchange(struct hconn *c, struct xchg *x)
 
     c->x = x;
     c->got_bytes = false;
+    c->rearm = false;
     if (x->is_init) { /* the core's own handshake goes to this endpoint */
         ep->sess = SESS_INITING;
         h->core_ep = (int)ep->index;
@@ -846,9 +851,10 @@ static void on_headers(void *arg)
     struct http_ep *ep = c->ep;
     const struct mb_http_resp *r = &c->resp;
 
-    /* Headers are in: the rest may stream as long as the request runs. */
-    arm_conn_timer(c, c->h->request_timeout_ms > c->h->header_timeout_ms ? c->h->request_timeout_ms
-                                                                         : c->h->header_timeout_ms);
+    /* Headers are in: the rest may stream as long as the request runs
+     * (re-armed by on_rx only when the answer did not end in the same
+     * read, as a JSON answer usually does). */
+    c->rearm = true;
     if (x && (x->is_init || x->kind == X_REPLAY_INIT) && r->status / 100 == 2) {
         ep->has_session = r->has_session;
         if (r->has_session)
@@ -1050,8 +1056,15 @@ static int on_rx(struct hconn *c, const char *in, size_t len)
     }
     c->got_bytes = true;
     int rc = mb_http_resp_feed(&c->resp, in, len, &used, &resp_cb, c);
-    if (rc == MB_AGAIN)
+    if (rc == MB_AGAIN) {
+        if (c->rearm) {
+            struct http_up *h = c->h;
+            c->rearm = false;
+            arm_conn_timer(c, h->request_timeout_ms > h->header_timeout_ms ? h->request_timeout_ms
+                                                                           : h->header_timeout_ms);
+        }
         return 0;
+    }
     if (rc == MB_ERR) {
         char why[200];
         snprintf(why, sizeof(why), "bad HTTP answer from %s: %s", c->ep->conf->url, c->resp.error);

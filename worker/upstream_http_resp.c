@@ -266,8 +266,8 @@ static int header_line(struct mb_http_resp *r, const char *l, size_t n)
         else if (has_token(v, vl, "keep-alive"))
             r->keep_alive = true;
     } else if (IS("content-type")) {
-        r->sse = media_is(v, vl, "text/event-stream");
         r->json = media_is(v, vl, "application/json");
+        r->sse = !r->json && media_is(v, vl, "text/event-stream");
     } else if (IS("mcp-session-id")) {
         if (vl == 0 || vl >= sizeof(r->session_id))
             return fail(r, "an Mcp-Session-Id that is empty or too long");
