@@ -303,57 +303,74 @@ static size_t record(const char *k, size_t klen, const char *v, const char *e,
     return got;
 }
 
+static void clear(struct mb_json_raw *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = (struct mb_json_raw){NULL, 0};
+}
+
+/* The members of the object whose '{' s->p is at, recorded in out. check:
+ * validate keys and values on the way (v_string, v_value); otherwise the
+ * text is known well-formed, values are skipped by bracket matching, and
+ * the walk stops once every name is found. Returns false on malformed
+ * text; s->p is then anywhere. */
+static bool walk_members(struct scan *s, bool check, const char *const *names, size_t n,
+                         struct mb_json_raw *out)
+{
+    size_t left = n, lens[MEMBERS_MAX];
+    for (size_t i = 0; i < n; i++)
+        lens[i] = strlen(names[i]);
+    s->p++;
+    ws(s);
+    if (s->p < s->end && *s->p == '}') {
+        s->p++;
+        return true;
+    }
+    for (;;) {
+        ws(s);
+        if (s->p >= s->end || *s->p != '"')
+            return false;
+        const char *k = s->p + 1;
+        if (check ? !v_string(s) : (s->p = skip_valid(s->p, s->end)) == NULL)
+            return false;
+        size_t klen = (size_t)(s->p - 1 - k);
+        ws(s);
+        if (s->p >= s->end || *s->p != ':')
+            return false;
+        s->p++;
+        ws(s);
+        const char *v = s->p;
+        if (check ? !v_value(s, 1) : (s->p = skip_valid(s->p, s->end)) == NULL)
+            return false;
+        left -= record(k, klen, v, s->p, names, lens, n, out);
+        if (left == 0 && !check)
+            return true;
+        ws(s);
+        if (s->p < s->end && *s->p == ',') {
+            s->p++;
+            continue;
+        }
+        if (s->p >= s->end || *s->p != '}')
+            return false;
+        s->p++;
+        return true;
+    }
+}
+
 int mb_json_members(const char *text, size_t len, const char *const *names, size_t n,
                     struct mb_json_raw *out)
 {
     struct scan s = {text, text + len, false};
-    size_t left = n, lens[MEMBERS_MAX];
 
     if (n > MEMBERS_MAX) /* callers ask for a handful; a longer list in two calls */
         return MB_ERR;
-    for (size_t i = 0; i < n; i++) {
-        out[i] = (struct mb_json_raw){NULL, 0};
-        lens[i] = strlen(names[i]);
-    }
+    clear(out, n);
     ws(&s);
     if (s.p >= s.end || *s.p != '{')
         return MB_DECLINED;
-    s.p++;
-    ws(&s);
-    if (s.p < s.end && *s.p == '}')
+    if (walk_members(&s, false, names, n, out))
         return 0;
-    while (left > 0) {
-        ws(&s);
-        if (s.p >= s.end || *s.p != '"')
-            goto bad;
-        const char *k = s.p + 1;
-        const char *ke = skip_valid(s.p, s.end);
-        if (ke == NULL)
-            goto bad;
-        size_t klen = (size_t)(ke - 1 - k);
-        s.p = ke;
-        ws(&s);
-        if (s.p >= s.end || *s.p != ':')
-            goto bad;
-        s.p++;
-        ws(&s);
-        const char *v = s.p;
-        const char *e = skip_valid(s.p, s.end);
-        if (e == NULL)
-            goto bad;
-        left -= record(k, klen, v, e, names, lens, n, out);
-        s.p = e;
-        ws(&s);
-        if (s.p < s.end && *s.p == '}')
-            break;
-        if (s.p >= s.end || *s.p != ',')
-            goto bad;
-        s.p++;
-    }
-    return 0;
-bad:
-    for (size_t i = 0; i < n; i++)
-        out[i] = (struct mb_json_raw){NULL, 0};
+    clear(out, n);
     return MB_DECLINED;
 }
 
@@ -361,14 +378,10 @@ int mb_json_valid_members(const char *text, size_t len, bool plain, const char *
                           size_t n, struct mb_json_raw *out)
 {
     struct scan s = {text, text + len, plain};
-    size_t lens[MEMBERS_MAX];
 
     if (n > MEMBERS_MAX)
         return MB_ERR;
-    for (size_t i = 0; i < n; i++) {
-        out[i] = (struct mb_json_raw){NULL, 0};
-        lens[i] = strlen(names[i]);
-    }
+    clear(out, n);
     ws(&s);
     if (s.p >= s.end || *s.p != '{') {
         /* Valid or not, it is no object. */
@@ -379,45 +392,12 @@ int mb_json_valid_members(const char *text, size_t len, bool plain, const char *
     }
     /* The top-level object as v_value walks it (depth 0), recording the
      * members it passes: one pass validates and finds. */
-    s.p++;
-    ws(&s);
-    if (s.p < s.end && *s.p == '}') {
-        s.p++;
-    } else {
-        for (;;) {
-            ws(&s);
-            if (s.p >= s.end || *s.p != '"')
-                goto bad;
-            const char *k = s.p + 1;
-            if (!v_string(&s))
-                goto bad;
-            size_t klen = (size_t)(s.p - 1 - k);
-            ws(&s);
-            if (s.p >= s.end || *s.p != ':')
-                goto bad;
-            s.p++;
-            ws(&s);
-            const char *v = s.p;
-            if (!v_value(&s, 1))
-                goto bad;
-            record(k, klen, v, s.p, names, lens, n, out);
-            ws(&s);
-            if (s.p < s.end && *s.p == ',') {
-                s.p++;
-                continue;
-            }
-            if (s.p >= s.end || *s.p != '}')
-                goto bad;
-            s.p++;
-            break;
-        }
+    if (walk_members(&s, true, names, n, out)) {
+        ws(&s);
+        if (s.p == s.end)
+            return 0;
     }
-    ws(&s);
-    if (s.p == s.end)
-        return 0;
-bad:
-    for (size_t i = 0; i < n; i++)
-        out[i] = (struct mb_json_raw){NULL, 0};
+    clear(out, n);
     return MB_ERR;
 }
 
