@@ -1250,6 +1250,28 @@ static int classify(struct http_up *h, struct xchg *x)
     return 0;
 }
 
+/* The common case placed at once, from inside send(): one endpoint, its
+ * session ready, an idle connection, nothing queued before the message.
+ * Nothing on this path calls back into the core (start_exchange reports
+ * its failures from the kick), and it saves the kick's extra loop
+ * iteration (an epoll_wait per request while the worker is not saturated)
+ * and its timer. Everything else goes through the queue and place(); with
+ * one endpoint, place()'s weighted pick is always that endpoint and leaves
+ * no state behind, so skipping it changes nothing. */
+static bool send_now(struct http_up *h, struct xchg *x)
+{
+    struct http_ep *ep = &h->eps[0];
+    if (h->neps != 1 || h->q.head != NULL || x->ep >= 0 || x->is_init || !ep->ok ||
+        ep->sess != SESS_READY)
+        return false;
+    struct mb_pool_conn *pc = mb_pool_take_idle(&ep->host);
+    if (pc == NULL)
+        return false;
+    mb_metrics_upstream_conn(h->u, MB_POOL_IDLE, MB_POOL_BUSY);
+    start_exchange((struct hconn *)pc, x);
+    return true;
+}
+
 static int hu_send(struct mb_upstream *u, const char *msg, size_t len)
 {
     struct http_up *h = u->impl;
@@ -1262,6 +1284,8 @@ static int hu_send(struct mb_upstream *u, const char *msg, size_t len)
         free(x);
         return MB_ERR;
     }
+    if (send_now(h, x))
+        return 0;
     if (h->q.n >= QUEUE_MAX) {
         fail_later(h, x, "too many messages waiting for an upstream connection");
         return 0;
