@@ -213,3 +213,33 @@ Test(jsonscan, valid_members_is_valid_then_members)
     memset(deep + 6, '[', 194);
     cr_expect_eq(mb_json_valid_members(deep, 200, false, two, 2, out), MB_ERR);
 }
+
+/* Strings are scanned eight bytes at a time: a quote, backslash or control
+ * character must be seen at every position of a word, after UTF-8 bytes. */
+Test(jsonscan, string_specials_at_every_offset)
+{
+    for (size_t at = 0; at < 24; at++) {
+        char t[64];
+        size_t n = 0;
+        t[n++] = '"';
+        for (size_t i = 0; i < 26; i++)
+            t[n++] = i % 3 == 0 ? (char)0xc3 : i % 3 == 1 ? (char)0xa9 : 'x';
+        t[n++] = '"';
+        size_t len = n;
+        char *body = t + 1 + at;
+        body[0] = '\x1f';
+        cr_expect(!mb_json_valid(t, len), "control at %zu", at);
+        body[0] = '"'; /* ends the string early: the rest is garbage */
+        cr_expect(!mb_json_valid(t, len), "quote at %zu", at);
+        body[0] = '\\';
+        body[1] = 'n';
+        cr_expect(mb_json_valid(t, len), "escape at %zu", at);
+        body[1] = 'x';
+        cr_expect(!mb_json_valid(t, len), "bad escape at %zu", at);
+        body[1] = '"';
+        cr_expect(mb_json_valid(t, len), "escaped quote at %zu", at);
+        body[0] = 0x7f; /* DEL and high bytes are ordinary */
+        body[1] = (char)0x80;
+        cr_expect(mb_json_valid(t, len), "DEL at %zu", at);
+    }
+}
