@@ -159,12 +159,25 @@ void mb_conn_pong(struct mb_conn *c)
 
 int mb_conn_enqueue(struct mb_conn *c, const char *data, size_t len)
 {
+    struct iovec v = {(void *)data, len};
+    return mb_conn_enqueuev(c, &v, 1);
+}
+
+int mb_conn_enqueuev(struct mb_conn *c, const struct iovec *v, size_t n)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += v[i].iov_len;
     struct mb_outmsg *m = block_get(len);
     if (m == NULL)
         return MB_ERR;
     m->next = NULL;
     m->len = len;
-    memcpy(m->buf + LWS_PRE, data, len);
+    unsigned char *o = m->buf + LWS_PRE;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(o, v[i].iov_base, v[i].iov_len);
+        o += v[i].iov_len;
+    }
     bool was_empty = c->out_head == NULL;
     if (c->out_tail)
         c->out_tail->next = m;

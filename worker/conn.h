@@ -51,6 +51,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "worker/buf.h"
 #include "worker/mcp.h"
@@ -110,6 +111,11 @@ void mb_conn_pong(struct mb_conn *c);
  * from a writeable callback (see above). Returns 0, or MB_ERR when memory
  * ran out. */
 int mb_conn_enqueue(struct mb_conn *c, const char *data, size_t len);
+/* The same for a message made of n pieces, copied in order straight into
+ * the queue: a reply assembled from fixed text, an id and a stored body is
+ * not built in a buffer first (router.c's memoized lists: one 2 KB copy
+ * less per tools/list). */
+int mb_conn_enqueuev(struct mb_conn *c, const struct iovec *v, size_t n);
 /* Writes the queues of the connections on the flush list (the worker's
  * ev_prepare watcher calls it once per loop iteration). */
 void mb_conn_flush(struct mb_worker *w);

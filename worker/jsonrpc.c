@@ -430,17 +430,30 @@ void mb_jsonrpc_msg_release(struct mb_jsonrpc_msg *m)
 
 #define LIT(b, s) mb_buf_append((b), (s), sizeof(s) - 1)
 
+void mb_jsonrpc_result_parts(struct iovec v[MB_JSONRPC_RESULT_PARTS], const char *id, size_t id_len,
+                             const char *result, size_t result_len)
+{
+    static const char head[] = "{\"jsonrpc\":\"2.0\",\"id\":", mid[] = ",\"result\":";
+    v[0] = (struct iovec){(void *)head, sizeof(head) - 1};
+    v[1] = (struct iovec){(void *)id, id_len};
+    v[2] = (struct iovec){(void *)mid, sizeof(mid) - 1};
+    v[3] = (struct iovec){(void *)result, result_len};
+    v[4] = (struct iovec){(void *)"}", 1};
+}
+
 int mb_jsonrpc_write_result(struct mb_buf *out, const char *id, size_t id_len, const char *result,
                             size_t result_len)
 {
+    struct iovec v[MB_JSONRPC_RESULT_PARTS];
     size_t mark = out->len;
+    mb_jsonrpc_result_parts(v, id, id_len, result, result_len);
     if (mb_buf_reserve(out, id_len + result_len + 40) != 0)
         return MB_ERR;
-    if (LIT(out, "{\"jsonrpc\":\"2.0\",\"id\":") || mb_buf_append(out, id, id_len) ||
-        LIT(out, ",\"result\":") || mb_buf_append(out, result, result_len) || LIT(out, "}")) {
-        out->len = mark;
-        return MB_ERR;
-    }
+    for (size_t i = 0; i < MB_JSONRPC_RESULT_PARTS; i++)
+        if (mb_buf_append(out, v[i].iov_base, v[i].iov_len) != 0) {
+            out->len = mark;
+            return MB_ERR;
+        }
     return 0;
 }
 

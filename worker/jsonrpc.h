@@ -46,7 +46,9 @@
 #ifndef MB_WORKER_JSONRPC_H
 #define MB_WORKER_JSONRPC_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/uio.h>
 
 #include <cjson/cJSON.h>
 
@@ -121,6 +123,11 @@ enum mb_method mb_jsonrpc_method_of(const char *name, size_t len);
 /* Frees what mb_jsonrpc_parse allocated; m can be parsed into again. */
 void mb_jsonrpc_msg_release(struct mb_jsonrpc_msg *m);
 
+/* The pieces of {"jsonrpc":"2.0","id":ID,"result":RESULT} (RESULT is JSON
+ * text) in v[0..4], for a writer that copies them where they go. */
+#define MB_JSONRPC_RESULT_PARTS 5
+void mb_jsonrpc_result_parts(struct iovec v[MB_JSONRPC_RESULT_PARTS], const char *id, size_t id_len,
+                             const char *result, size_t result_len);
 /* Appends {"jsonrpc":"2.0","id":ID,"result":RESULT} where RESULT is JSON text. */
 int mb_jsonrpc_write_result(struct mb_buf *out, const char *id, size_t id_len, const char *result,
                             size_t result_len);

@@ -213,18 +213,25 @@ static uint64_t now_ms(const struct mb_router *r)
     return mb_worker_now_ms(r->w);
 }
 
-/* Returns true when msg was queued. */
-static bool send_to_client(struct mb_conn *c, const char *msg, size_t len)
+/* Returns true when the message (n pieces) was queued. */
+static bool send_to_client_v(struct mb_conn *c, const struct iovec *v, size_t n)
 {
     if (c == NULL || c->closing)
         return false;
-    if (mb_conn_enqueue(c, msg, len) != 0) {
+    if (mb_conn_enqueuev(c, v, n) != 0) {
         mb_log_error("out of memory queueing a reply: closing the connection");
         mb_conn_close(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
         return false;
     }
     mb_conn_touch(c);
     return true;
+}
+
+/* Returns true when msg was queued. */
+static bool send_to_client(struct mb_conn *c, const char *msg, size_t len)
+{
+    struct iovec v = {(void *)msg, len};
+    return send_to_client_v(c, &v, 1);
 }
 
 /* A request from client c (bytes_in bytes, res from mb_metrics_note) is
@@ -272,12 +279,23 @@ static void acct_end(struct mb_router *r, struct acct *a, struct mb_conn *c, boo
     a->tool = NULL;
 }
 
+/* Queues the reply of a request (n pieces) to its client and accounts for it. */
+static void answer_v(struct mb_router *r, struct mb_conn *c, struct acct *a, const struct iovec *v,
+                     size_t n, int error, const struct backend *b)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += v[i].iov_len;
+    bool queued = send_to_client_v(c, v, n);
+    acct_end(r, a, c, queued, len, error, b);
+}
+
 /* Queues the reply msg of a request to its client and accounts for it. */
 static void answer(struct mb_router *r, struct mb_conn *c, struct acct *a, const char *msg,
                    size_t len, int error, const struct backend *b)
 {
-    bool queued = send_to_client(c, msg, len);
-    acct_end(r, a, c, queued, len, error, b);
+    struct iovec v = {(void *)msg, len};
+    answer_v(r, c, a, &v, 1, error, b);
 }
 
 /* A resources/read result with every contents[].uri made "<backend>+<uri>"
@@ -1155,13 +1173,12 @@ static int memo_reply(struct mb_router *r, struct mb_conn *c, const struct mb_js
     }
     if (p != end)
         return MB_DECLINED;
-    struct mb_buf *o = &r->out;
-    mb_buf_reset(o);
-    if (mb_jsonrpc_write_result(o, m->id, m->id_len, mm->body.data, mm->body.len) != 0)
-        return MB_DECLINED; /* out of memory: the long way reports it */
+    /* The reply goes from its pieces straight into the client's queue. */
+    struct iovec v[MB_JSONRPC_RESULT_PARTS];
+    mb_jsonrpc_result_parts(v, m->id, m->id_len, mm->body.data, mm->body.len);
     struct acct a;
     acct_start(r, &a, c, len_in, res);
-    answer(r, c, &a, o->data, o->len, 0, NULL);
+    answer_v(r, c, &a, v, MB_JSONRPC_RESULT_PARTS, 0, NULL);
     return 0;
 }
 
