@@ -363,6 +363,12 @@ const cJSON *mb_jsonrpc_params(const struct mb_jsonrpc_msg *m)
     return m->params_tree;
 }
 
+/* The params members the request path reads (metrics' tool label, route_one's
+ * target, token and arguments, a list's cursor): found by one walk on the first
+ * lookup and kept in m, instead of one walk per lookup. */
+static const char *const param_names[MB_JSONRPC_PARAM_CACHE] = {"name", "_meta", "arguments", "uri",
+                                                                "cursor"};
+
 int mb_jsonrpc_param_raw(const struct mb_jsonrpc_msg *m, const char *name, struct mb_json_raw *out)
 {
     out->p = NULL;
@@ -371,6 +377,19 @@ int mb_jsonrpc_param_raw(const struct mb_jsonrpc_msg *m, const char *name, struc
         return MB_DECLINED;
     if (m->params_raw.p == NULL)
         return 0;
+    for (size_t i = 0; i < MB_JSONRPC_PARAM_CACHE; i++) {
+        if (strcmp(name, param_names[i]) != 0)
+            continue;
+        if (!m->pcache_done) {
+            /* The cache described in jsonrpc.h: m is never a const object. */
+            struct mb_jsonrpc_msg *w = (struct mb_jsonrpc_msg *)m;
+            w->pcache_done = true;
+            w->pcache_rc = mb_json_members(m->params_raw.p, m->params_raw.len, param_names,
+                                           MB_JSONRPC_PARAM_CACHE, w->pcache);
+        }
+        *out = m->pcache[i];
+        return m->pcache_rc;
+    }
     return mb_json_members(m->params_raw.p, m->params_raw.len, &name, 1, out);
 }
 
@@ -425,6 +444,7 @@ void mb_jsonrpc_msg_release(struct mb_jsonrpc_msg *m)
     m->params_parsed = false;
     m->params_raw = (struct mb_json_raw){NULL, 0};
     m->plain = false;
+    m->pcache_done = false;
     m->method = NULL;
 }
 

@@ -72,6 +72,8 @@ enum mb_jsonrpc_kind {
 /* The longest method name decided without cJSON (the longest MCP method is
  * 36 bytes); a longer one takes the cJSON path. */
 #define MB_JSONRPC_METHOD_MAX 128
+/* How many params members one walk finds for mb_jsonrpc_param_raw. */
+#define MB_JSONRPC_PARAM_CACHE 5
 
 struct mb_jsonrpc_msg {
     enum mb_jsonrpc_kind kind;
@@ -89,6 +91,9 @@ struct mb_jsonrpc_msg {
     bool params_parsed;            /* params_tree is final */
     cJSON *root;                   /* the whole message, on the cJSON path only */
     cJSON *params_tree;            /* params: a node of root, or parsed on first use */
+    bool pcache_done;              /* pcache holds the common params members (jsonrpc.c) */
+    int pcache_rc;
+    struct mb_json_raw pcache[MB_JSONRPC_PARAM_CACHE];
     char method_buf[MB_JSONRPC_METHOD_MAX];
 };
 
@@ -115,7 +120,8 @@ const char *mb_jsonrpc_param_str(const struct mb_jsonrpc_msg *m, const char *nam
  * (m->plain: its keys are their raw bytes). Returns 0 and fills *out ({NULL,
  * 0} when params or the member is absent), or MB_DECLINED when raw lookups
  * cannot be trusted (not m->plain, or params is not an object): use the
- * tree then. */
+ * tree then. The members the request path reads (name, _meta, arguments,
+ * uri, cursor) come from one walk of params, kept in m (like the tree). */
 int mb_jsonrpc_param_raw(const struct mb_jsonrpc_msg *m, const char *name, struct mb_json_raw *out);
 /* The bounded label of a method name (len bytes): one of shm/counters.h's
  * MB_METHODS, MB_METHOD_OTHER for any other name. */

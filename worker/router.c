@@ -1708,37 +1708,36 @@ static int build_slow(const char *text, size_t len, uint64_t gid, const char *co
 /*
  * What route_one needs from params: the target name and where it stands,
  * the progress token, the arguments. A message decided without cJSON (m->plain:
- * keys are their raw bytes) with a two-level target path gets them from one
- * mb_json_members pass over its raw params (and one over _meta when it is
- * there); anything else from the tree and from raw path walks of the text.
+ * keys are their raw bytes) with a two-level target path gets them from the
+ * raw params members (mb_jsonrpc_param_raw: one walk per message, shared with
+ * the metrics label) and one walk over _meta when it is there; anything else
+ * from the tree and from raw path walks of the text.
  */
 
 static void read_target(const struct mb_jsonrpc_msg *m, const char *text, size_t len,
                         const char *const *npath, struct target *t)
 {
     memset(t, 0, sizeof(*t));
-    if (m->plain && npath[2] == NULL && m->params_raw.p != NULL && m->params_raw.p[0] == '{') {
-        const char *want[3] = {npath[1], "_meta", "arguments"};
+    struct mb_json_raw rname, rmeta, rargs;
+    if (npath[2] == NULL && mb_jsonrpc_param_raw(m, npath[1], &rname) == 0 &&
+        mb_jsonrpc_param_raw(m, "_meta", &rmeta) == 0 &&
+        mb_jsonrpc_param_raw(m, "arguments", &rargs) == 0) {
         static const char *const tok[] = {"progressToken"};
-        struct mb_json_raw v[3];
-        if (mb_json_members(m->params_raw.p, m->params_raw.len, want, 3, v) == 0) {
-            t->raw_name = v[0];
-            if (v[1].p != NULL)
-                mb_json_members(v[1].p, v[1].len, tok, 1, &t->raw_tok); /* not an object: none */
-            t->has_tok = t->raw_tok.p != NULL;
-            t->args_raw = true;
-            t->args = v[2];
-            if (v[0].p != NULL && v[0].p[0] == '"') {
-                if (mb_json_raw_plain_string(v[0], t->buf, sizeof(t->buf)) >= 0)
-                    t->name = t->buf;
-                else { /* escapes or long: cJSON decodes it */
-                    const cJSON *n =
-                        cJSON_GetObjectItemCaseSensitive(mb_jsonrpc_params(m), npath[1]);
-                    t->name = cJSON_IsString(n) ? n->valuestring : NULL;
-                }
+        t->raw_name = rname;
+        if (rmeta.p != NULL)
+            mb_json_members(rmeta.p, rmeta.len, tok, 1, &t->raw_tok); /* not an object: none */
+        t->has_tok = t->raw_tok.p != NULL;
+        t->args_raw = true;
+        t->args = rargs;
+        if (rname.p != NULL && rname.p[0] == '"') {
+            if (mb_json_raw_plain_string(rname, t->buf, sizeof(t->buf)) >= 0)
+                t->name = t->buf;
+            else { /* escapes or long: cJSON decodes it */
+                const cJSON *n = cJSON_GetObjectItemCaseSensitive(mb_jsonrpc_params(m), npath[1]);
+                t->name = cJSON_IsString(n) ? n->valuestring : NULL;
             }
-            return;
         }
+        return;
     }
     static const char *const tok_path[] = {"params", "_meta", "progressToken", NULL};
     const cJSON *params = mb_jsonrpc_params(m), *node = params; /* npath[0] is "params" */
@@ -1890,11 +1889,20 @@ static int route_request(struct mb_router *r, struct mb_conn *c, const struct mb
         return reply_invalid(m, out, res, "Invalid params: params must be an object");
     int kind = mb_list_kind_of(m->method_id);
     if (kind >= 0) {
-        const cJSON *cursor = cJSON_GetObjectItemCaseSensitive(mb_jsonrpc_params(m), "cursor");
-        if (cursor != NULL && !cJSON_IsString(cursor))
+        struct mb_json_raw cur;
+        bool has_cursor, cursor_string;
+        if (mb_jsonrpc_param_raw(m, "cursor", &cur) == 0) {
+            has_cursor = cur.p != NULL;
+            cursor_string = has_cursor && cur.p[0] == '"';
+        } else {
+            const cJSON *cursor = cJSON_GetObjectItemCaseSensitive(mb_jsonrpc_params(m), "cursor");
+            has_cursor = cursor != NULL;
+            cursor_string = cJSON_IsString(cursor);
+        }
+        if (has_cursor && !cursor_string)
             return reply_invalid(m, out, res, "Invalid params: cursor must be a string");
         /* The merged list is always one page: no cursor was handed out. */
-        if (cursor != NULL)
+        if (has_cursor)
             return reply_invalid(m, out, res, "Invalid params: unknown cursor");
         return fan_out(r, c, m, (enum mb_list_kind)kind, len, out, res);
     }

@@ -549,6 +549,12 @@ BK_TEST(routed_requests_read_alike_with_or_without_escapes)
          "Invalid params: name must be a string"},
         {"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":[1]}",
          "Invalid params: params must be an object"},
+        {"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\",\"params\":{\"cursor\":\"x\"}}",
+         "Invalid params: unknown cursor"},
+        {"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\",\"params\":{\"cursor\":5}}",
+         "Invalid params: cursor must be a string"},
+        {"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\",\"params\":{\"\\u0063ursor\":5}}",
+         "Invalid params: cursor must be a string"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char *raw = NULL;
