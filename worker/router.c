@@ -87,8 +87,9 @@ struct mb_pending {
     uint64_t deadline_ms;
     char *msg; /* the upstream message while not sent */
     size_t msg_len;
-    char *cid; /* the client's raw id */
+    char *cid; /* the client's raw id: cid_inline when it fits */
     size_t cid_len;
+    char cid_inline[24];
     char *ctok; /* the client's raw progress token, or NULL */
     size_t ctok_len;
     struct fanout *fan; /* PART */
@@ -206,7 +207,13 @@ struct mb_router {
     struct held_init *held; /* initialize replies waiting, oldest (first deadline) first */
     ev_timer held_timer;
     bool closed; /* mb_router_close ran: no timer is armed again */
+    /* Freed pendings kept for reuse (a calloc and a free per routed request
+     * otherwise), at most PENDING_SPARE_MAX; linked through bnext. */
+    struct mb_pending *spare;
+    size_t nspare;
 };
+
+#define PENDING_SPARE_MAX 64
 
 static uint64_t now_ms(const struct mb_router *r)
 {
@@ -367,9 +374,14 @@ static struct mb_pending *pending_new(struct backend *b, enum pending_kind kind,
                                       struct mb_conn *client)
 {
     struct mb_router *r = b->r;
-    struct mb_pending *p = calloc(1, sizeof(*p));
-    if (p == NULL)
+    struct mb_pending *p = r->spare;
+    if (p != NULL) {
+        r->spare = p->bnext;
+        r->nspare--;
+        memset(p, 0, sizeof(*p));
+    } else if ((p = calloc(1, sizeof(*p))) == NULL) {
         return NULL;
+    }
     p->gid = mb_idmap_next(&r->ids);
     if (mb_idmap_put(&r->ids, p->gid, p) != 0) {
         free(p);
@@ -437,26 +449,55 @@ static void pending_free(struct mb_pending *p)
         acct_end(b->r, &p->acct, p->client, false, 0, 0, NULL);
     detach_client(p);
     free(p->msg);
-    free(p->cid);
+    if (p->cid != p->cid_inline)
+        free(p->cid);
     free(p->ctok);
-    free(p);
+    struct mb_router *r = b->r;
+    if (r->nspare < PENDING_SPARE_MAX) {
+        p->bnext = r->spare;
+        r->spare = p;
+        r->nspare++;
+    } else {
+        free(p);
+    }
     if (was_head)
         arm(b);
+}
+
+/* Sends msg for p when p may go now (not parked, backend ready); returns
+ * whether it went. MB_AGAIN from the transport: the DOWN report is on its
+ * way, and the caller keeps the message queued. */
+static bool pending_send(struct mb_pending *p, const char *msg, size_t len)
+{
+    struct backend *b = p->b;
+    if (p->sent || p->parked || b->state != B_READY || b->up.ops->send(&b->up, msg, len) != 0)
+        return false;
+    p->sent = true;
+    p->bs_sent_ns = mb_metrics_backend_sent(b->r->w, b->bstat);
+    return true;
 }
 
 /* Sends what p holds if the backend is ready; keeps it queued otherwise. */
 static void pending_try_send(struct mb_pending *p)
 {
-    struct backend *b = p->b;
-    if (p->sent || p->parked || p->msg == NULL || b->state != B_READY)
+    if (p->msg == NULL || !pending_send(p, p->msg, p->msg_len))
         return;
-    int rc = b->up.ops->send(&b->up, p->msg, p->msg_len);
-    if (rc != 0)
-        return; /* MB_AGAIN: the DOWN report is on its way; it stays queued */
-    p->sent = true;
-    p->bs_sent_ns = mb_metrics_backend_sent(b->r->w, b->bstat);
     free(p->msg);
     p->msg = NULL;
+}
+
+/* p's message, built in scratch (send copies it): sent now when it can
+ * go, else p keeps a copy until it can (pending_try_send). Saves the
+ * malloc and free of every routed request's upstream text. */
+static int pending_send_now(struct mb_pending *p, const char *msg, size_t len)
+{
+    if (pending_send(p, msg, len))
+        return 0;
+    if ((p->msg = malloc(len ? len : 1)) == NULL)
+        return MB_ERR;
+    memcpy(p->msg, msg, len);
+    p->msg_len = len;
+    return 0;
 }
 
 static void send_cancel(struct backend *b, uint64_t gid, const char *reason)
@@ -1787,7 +1828,8 @@ static int route_one(struct mb_router *r, struct mb_conn *c, const struct mb_jso
         return MB_ERR;
     acct_start(r, &p->acct, c, len, res);
     p->uri_prefix = r->prefix && m->method_id == MB_METHOD_RESOURCES_READ;
-    if ((p->cid = malloc(m->id_len)) == NULL)
+    p->cid = m->id_len <= sizeof(p->cid_inline) ? p->cid_inline : malloc(m->id_len);
+    if (p->cid == NULL)
         goto oom;
     memcpy(p->cid, m->id, m->id_len);
     p->cid_len = m->id_len;
@@ -1801,10 +1843,12 @@ static int route_one(struct mb_router *r, struct mb_conn *c, const struct mb_jso
         p->ctok_len = raw_tok.len;
     }
 
-    struct mb_buf o = {0};
+    /* Built in scratch: pending_send_now copies it only if it cannot go now. */
+    struct mb_buf *o = &r->out;
+    mb_buf_reset(o);
     if ((strip && raw_name.p == NULL) || (has_tok && raw_tok.p == NULL)) {
-        if (build_slow(text, len, p->gid, npath, strip ? rest : NULL, &o) != 0)
-            goto oom_buf;
+        if (build_slow(text, len, p->gid, npath, strip ? rest : NULL, o) != 0)
+            goto oom;
     } else {
         char gid[24], *nm = NULL;
         size_t gl = mb_buf_format_u64(gid, p->gid);
@@ -1814,27 +1858,24 @@ static int route_one(struct mb_router *r, struct mb_conn *c, const struct mb_jso
         e[ne++] = (struct mb_json_edit){m->id, m->id_len, gid, gl};
         if (strip) {
             if (mb_buf_append_json_string(&nb, rest, strlen(rest)) != 0)
-                goto oom_buf;
+                goto oom;
             nm = nb.data;
             e[ne++] = (struct mb_json_edit){raw_name.p, raw_name.len, nm, nb.len};
         }
         if (has_tok)
             e[ne++] = (struct mb_json_edit){raw_tok.p, raw_tok.len, gid, gl};
-        int rc = mb_json_splice(&o, text, len, e, ne);
+        int rc = mb_json_splice(o, text, len, e, ne);
         mb_buf_free(&nb);
         if (rc != 0)
-            goto oom_buf;
+            goto oom;
     }
-    p->msg = o.data;
-    p->msg_len = o.len;
     if (m->method_id == MB_METHOD_RESOURCES_SUBSCRIBE)
         c->route.subscribed = true;
     resp_attach(r, p, &plan);
-    pending_try_send(p);
+    if (pending_send_now(p, o->data, o->len) != 0)
+        goto oom;
     res->replied = false;
     return 0;
-oom_buf:
-    mb_buf_free(&o);
 oom:
     pending_free(p);
     return MB_ERR;
@@ -2295,6 +2336,11 @@ void mb_router_free(struct mb_router **rp)
     mb_flights_clear(&r->flights);
     mb_buf_free(&r->cval);
     mb_buf_free(&r->canon);
+    while (r->spare != NULL) {
+        struct mb_pending *p = r->spare;
+        r->spare = p->bnext;
+        free(p);
+    }
     mb_idmap_free(&r->ids);
     mb_buf_free(&r->out);
     free(r->b);
