@@ -483,10 +483,9 @@ long mb_json_raw_plain_string(struct mb_json_raw raw, char *buf, size_t cap)
     return (long)n;
 }
 
-int mb_json_splice(struct mb_buf *out, const char *text, size_t len, struct mb_json_edit *edits,
-                   size_t n)
+size_t mb_json_splice_parts(const char *text, size_t len, struct mb_json_edit *edits, size_t n,
+                            struct iovec *v)
 {
-    size_t mark = out->len;
     /* Insertion sort: there are at most a handful of edits. */
     for (size_t i = 1; i < n; i++)
         for (size_t j = i; j > 0 && edits[j].at < edits[j - 1].at; j--) {
@@ -495,18 +494,30 @@ int mb_json_splice(struct mb_buf *out, const char *text, size_t len, struct mb_j
             edits[j - 1] = t;
         }
     const char *p = text, *end = text + len;
+    size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (edits[i].at < p || edits[i].at + edits[i].len > end)
-            goto fail;
-        if (mb_buf_append(out, p, (size_t)(edits[i].at - p)) ||
-            mb_buf_append(out, edits[i].with, edits[i].with_len))
-            goto fail;
+            return 0;
+        v[k++] = (struct iovec){(void *)p, (size_t)(edits[i].at - p)};
+        v[k++] = (struct iovec){(void *)edits[i].with, edits[i].with_len};
         p = edits[i].at + edits[i].len;
     }
-    if (mb_buf_append(out, p, (size_t)(end - p)))
-        goto fail;
+    v[k++] = (struct iovec){(void *)p, (size_t)(end - p)};
+    return k;
+}
+
+int mb_json_splice(struct mb_buf *out, const char *text, size_t len, struct mb_json_edit *edits,
+                   size_t n)
+{
+    struct iovec v[2 * MB_JSON_SPLICE_MAX + 1];
+    size_t mark = out->len;
+    size_t k = n <= MB_JSON_SPLICE_MAX ? mb_json_splice_parts(text, len, edits, n, v) : 0;
+    if (k == 0)
+        return MB_ERR;
+    for (size_t i = 0; i < k; i++)
+        if (mb_buf_append(out, v[i].iov_base, v[i].iov_len) != 0) {
+            out->len = mark;
+            return MB_ERR;
+        }
     return 0;
-fail:
-    out->len = mark;
-    return MB_ERR;
 }

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "worker/buf.h"
 
@@ -79,9 +80,18 @@ struct mb_json_edit {
     const char *with;
     size_t with_len;
 };
+/* The most edits one splice takes. */
+#define MB_JSON_SPLICE_MAX 8
 /* Appends text to out with the edits applied. Edits point into text, must
- * not overlap and may come in any order (they are sorted here). */
+ * not overlap and may come in any order (they are sorted here). At most
+ * MB_JSON_SPLICE_MAX edits (MB_ERR beyond). */
 int mb_json_splice(struct mb_buf *out, const char *text, size_t len, struct mb_json_edit *edits,
                    size_t n);
+/* The same as 2n+1 pieces in v (which has room for them), for a writer that
+ * copies them where they go (the client's queue) instead of into a buffer
+ * first. Returns the number of pieces, or 0 when an edit lies outside text
+ * or overlaps another. */
+size_t mb_json_splice_parts(const char *text, size_t len, struct mb_json_edit *edits, size_t n,
+                            struct iovec *v);
 
 #endif

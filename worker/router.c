@@ -1418,7 +1418,6 @@ static void forward_response(struct mb_pending *p, const char *msg, size_t len,
 {
     if (p->cache_store || p->flight != NULL)
         resp_done(p, result);
-    struct mb_buf *o = &p->b->r->out;
     struct mb_json_edit e[2] = {{id.p, id.len, p->cid, p->cid_len}};
     size_t ne = 1;
     char *pv = p->uri_prefix && result.p ? prefix_contents(p->b, result.p, result.len) : NULL;
@@ -1440,9 +1439,11 @@ static void forward_response(struct mb_pending *p, const char *msg, size_t len,
                 code = (int)v;
         }
     }
-    mb_buf_reset(o);
-    if (p->client && mb_json_splice(o, msg, len, e, ne) == 0)
-        answer(p->b->r, p->client, &p->acct, o->data, o->len, code, p->b);
+    /* The spliced pieces go straight into the client's queue. */
+    struct iovec v[2 * 2 + 1];
+    size_t nv = p->client ? mb_json_splice_parts(msg, len, e, ne, v) : 0;
+    if (nv > 0)
+        answer_v(p->b->r, p->client, &p->acct, v, nv, code, p->b);
     free(pv);
     pending_free(p);
 }

@@ -69,6 +69,25 @@ Test(jsonscan, splice_applies_edits_in_any_order)
     cr_assert_eq(mb_json_splice(&out, t, strlen(t), e, 2), 0);
     cr_expect_str_eq(mb_buf_cstr(&out), "{\"id\":42,\"params\":{\"name\":\"y\"}}");
     mb_buf_free(&out);
+    /* the same as pieces: text, replacement, text, replacement, text */
+    struct iovec v[5];
+    cr_assert_eq(mb_json_splice_parts(t, strlen(t), e, 2, v), 5);
+    char joined[128];
+    size_t n = 0;
+    for (size_t i = 0; i < 5; i++) {
+        memcpy(joined + n, v[i].iov_base, v[i].iov_len);
+        n += v[i].iov_len;
+    }
+    joined[n] = '\0';
+    cr_expect_str_eq(joined, "{\"id\":42,\"params\":{\"name\":\"y\"}}");
+    /* overlapping edits and edits outside the text are refused */
+    struct mb_json_edit bad[2] = {{id.p, id.len + 2, "1", 1}, {id.p + 1, 1, "2", 1}};
+    cr_expect_eq(mb_json_splice_parts(t, strlen(t), bad, 2, v), 0);
+    struct mb_json_edit outside = {t + strlen(t), 1, "x", 1};
+    cr_expect_eq(mb_json_splice_parts(t, strlen(t), &outside, 1, v), 0);
+    cr_expect_eq(mb_json_splice(&out, t, strlen(t), bad, 2), MB_ERR);
+    cr_expect_eq(out.len, 0);
+    mb_buf_free(&out);
 }
 
 /* The one-pass lookup must agree with mb_json_member on every member of
