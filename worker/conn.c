@@ -103,6 +103,7 @@ struct mb_conn *mb_conn_new(struct mb_worker *w, struct lws *wsi)
     mb_mcp_session_init(&c->session);
     c->session.router = w->router;
     c->session.conn = c;
+    c->session.log_names = w->accesslog != NULL;
     list_append(&w->active, c);
     w->nconns++;
     lws_set_opaque_user_data(wsi, c);

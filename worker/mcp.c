@@ -222,7 +222,7 @@ int mb_mcp_handle(struct mb_mcp_session *s, const char *text, size_t len, struct
     memset(res, 0, sizeof(*res));
     mb_jsonrpc_parse(text, len, &m);
     res->kind = m.kind;
-    mb_metrics_note(res, &m);
+    mb_metrics_note(res, &m, s->log_names);
     switch (m.kind) {
     case MB_JSONRPC_REQUEST:
         rc = handle_request(&c);

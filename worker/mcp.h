@@ -72,6 +72,7 @@ struct mb_mcp_session {
     bool init_held;           /* its reply waits for backends still starting */
     bool ready;               /* notifications/initialized was received */
     bool implicit;            /* the session was opened by a request before initialize */
+    bool log_names;           /* outcomes carry method_name and tool: the access log is on */
 };
 
 /* What one message turned out to be, for counters. */
@@ -82,8 +83,9 @@ struct mb_mcp_outcome {
     int error;    /* 0, or the JSON-RPC error code that was answered */
     /* For metrics and the access log (metrics.c mb_metrics_note). */
     int method;           /* enum mb_method: the bounded label */
-    char method_name[64]; /* as sent, truncated; "" when not a request */
-    char tool[128];       /* tools/call: params.name, truncated; else "" */
+    char method_name[64]; /* as sent, truncated; "" when not a request, or when
+                             the session does not log names (log_names) */
+    char tool[128];       /* tools/call: params.name, truncated; else "" (likewise) */
     const char *backend;  /* the backend whose answer this is (its configured name);
                              NULL when the gateway answered itself */
     int backend_stat;     /* mcp_gateway_requests_total: 1 + the backend stats record

@@ -99,13 +99,13 @@ void mb_metrics_set_names(struct mb_mcp_outcome *res, const char *method, const 
     copy_trunc(res->tool, sizeof(res->tool), tool);
 }
 
-void mb_metrics_note(struct mb_mcp_outcome *res, const struct mb_jsonrpc_msg *m)
+void mb_metrics_note(struct mb_mcp_outcome *res, const struct mb_jsonrpc_msg *m, bool names)
 {
     bool request = m->kind == MB_JSONRPC_REQUEST || m->kind == MB_JSONRPC_NOTIFICATION;
     res->method = m->method_id; /* classified once by the parse */
     res->method_name[0] = '\0';
     res->tool[0] = '\0';
-    if (!request)
+    if (!request || !names)
         return;
     copy_trunc(res->method_name, sizeof(res->method_name), m->method);
     if (res->method == MB_METHOD_TOOLS_CALL) {

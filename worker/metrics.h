@@ -62,9 +62,11 @@ struct mb_jsonrpc_msg;
 
 /* The bounded method label of a method name (NULL = not a request). */
 enum mb_method mb_metrics_method_of(const char *name);
-/* Fills the outcome's method, method_name and tool from a parsed message
- * (mcp.c calls it once per message). */
-void mb_metrics_note(struct mb_mcp_outcome *res, const struct mb_jsonrpc_msg *m);
+/* Fills the outcome's method, and with names its method_name and tool
+ * (their only reader is the access log: without it they stay "", and the
+ * copies and the params lookup are saved), from a parsed message (mcp.c
+ * calls it once per message). */
+void mb_metrics_note(struct mb_mcp_outcome *res, const struct mb_jsonrpc_msg *m, bool names);
 
 /* Sets the outcome's method_name and tool (both truncated to their arrays:
  * a bounded copy, no formatting; for replies the router builds later). */

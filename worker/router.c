@@ -275,8 +275,11 @@ static void acct_end(struct mb_router *r, struct acct *a, struct mb_conn *c, boo
         res.replied = true;
         res.error = error;
         res.method = a->method;
-        mb_metrics_set_names(&res, mb_counters_method_name((enum mb_method)a->method),
-                             a->tool ? a->tool : "");
+        if (w->accesslog != NULL) /* the names' only reader */
+            mb_metrics_set_names(&res, mb_counters_method_name((enum mb_method)a->method),
+                                 a->tool ? a->tool : "");
+        else
+            res.method_name[0] = res.tool[0] = '\0';
         res.backend = b ? b->conf->name : NULL;
         res.backend_stat = b ? b->bstat + 1 : 0; /* bstat -1: no record, "gateway" */
         mb_counters_observe(w->shm, w->index, MB_HIST_REQUEST_DURATION, ns);

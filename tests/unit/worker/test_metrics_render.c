@@ -43,15 +43,20 @@ Test(metrics_render, note_fills_method_and_tool)
                     "\"params\":{\"name\":\"search\"}}";
     memset(&res, 0, sizeof(res));
     mb_jsonrpc_parse(t, strlen(t), &m);
-    mb_metrics_note(&res, &m);
-    mb_jsonrpc_msg_release(&m);
+    mb_metrics_note(&res, &m, true);
     cr_expect_eq(res.method, MB_METHOD_TOOLS_CALL);
     cr_expect_str_eq(res.method_name, "tools/call");
     cr_expect_str_eq(res.tool, "search");
+    /* without the access log: the label only */
+    mb_metrics_note(&res, &m, false);
+    mb_jsonrpc_msg_release(&m);
+    cr_expect_eq(res.method, MB_METHOD_TOOLS_CALL);
+    cr_expect_str_eq(res.method_name, "");
+    cr_expect_str_eq(res.tool, "");
 
     const char *bad = "not json";
     mb_jsonrpc_parse(bad, strlen(bad), &m);
-    mb_metrics_note(&res, &m);
+    mb_metrics_note(&res, &m, true);
     mb_jsonrpc_msg_release(&m);
     cr_expect_eq(res.method, MB_METHOD_INVALID);
     cr_expect_str_eq(res.method_name, "");
