@@ -228,6 +228,12 @@ static enum field_type raw_type(struct mb_json_raw v)
     }
 }
 
+/* The params members the request path reads (metrics' tool label, route_one's
+ * target, token and arguments, a list's cursor): found by one walk on the first
+ * lookup and kept in m, instead of one walk per lookup. */
+static const char *const param_names[MB_JSONRPC_PARAM_CACHE] = {"name", "_meta", "arguments", "uri",
+                                                                "cursor"};
+
 /* The plain path (see the top of the file). Returns MB_DECLINED, m reset,
  * when the cJSON path must decide. */
 static int parse_plain(const char *text, size_t len, struct mb_jsonrpc_msg *m)
@@ -236,7 +242,9 @@ static int parse_plain(const char *text, size_t len, struct mb_jsonrpc_msg *m)
     struct mb_json_raw v[6];
     struct fields f;
 
-    int rc = mb_json_valid_members(text, len, true, names, 6, v);
+    /* params' common members are found in the same pass (param_raw). */
+    struct mb_json_nest nest = {2, param_names, MB_JSONRPC_PARAM_CACHE, m->pcache, false};
+    int rc = mb_json_valid_members(text, len, true, names, 6, v, &nest);
     if (rc == MB_ERR) /* not plain JSON: cJSON decides */
         return MB_DECLINED;
     if (rc == MB_DECLINED) {
@@ -264,6 +272,8 @@ static int parse_plain(const char *text, size_t len, struct mb_jsonrpc_msg *m)
     }
     m->plain = true;
     m->params_raw = v[2];
+    m->pcache_done = nest.found; /* else param_raw walks (params absent: nothing to walk) */
+    m->pcache_rc = 0;
     decide(m, &f);
     if (m->kind == MB_JSONRPC_REQUEST || m->kind == MB_JSONRPC_NOTIFICATION)
         set_method(m, m->method_buf, (size_t)mlen);
@@ -362,12 +372,6 @@ const cJSON *mb_jsonrpc_params(const struct mb_jsonrpc_msg *m)
     }
     return m->params_tree;
 }
-
-/* The params members the request path reads (metrics' tool label, route_one's
- * target, token and arguments, a list's cursor): found by one walk on the first
- * lookup and kept in m, instead of one walk per lookup. */
-static const char *const param_names[MB_JSONRPC_PARAM_CACHE] = {"name", "_meta", "arguments", "uri",
-                                                                "cursor"};
 
 int mb_jsonrpc_param_raw(const struct mb_jsonrpc_msg *m, const char *name, struct mb_json_raw *out)
 {

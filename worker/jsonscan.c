@@ -341,8 +341,8 @@ static void clear(struct mb_json_raw *out, size_t n)
  * text is known well-formed, values are skipped by bracket matching, and
  * the walk stops once every name is found. Returns false on malformed
  * text; s->p is then anywhere. */
-static bool walk_members(struct scan *s, bool check, const char *const *names, size_t n,
-                         struct mb_json_raw *out)
+static bool walk_members(struct scan *s, bool check, int depth, const char *const *names, size_t n,
+                         struct mb_json_raw *out, struct mb_json_nest *nest)
 {
     size_t left = n, lens[MEMBERS_MAX];
     for (size_t i = 0; i < n; i++)
@@ -367,8 +367,17 @@ static bool walk_members(struct scan *s, bool check, const char *const *names, s
         s->p++;
         ws(s);
         const char *v = s->p;
-        if (check ? !v_value(s, 1) : (s->p = skip_valid(s->p, s->end)) == NULL)
+        if (nest != NULL && s->p < s->end && *s->p == '{' && out[nest->index].p == NULL &&
+            name_match(k, klen, names[nest->index], lens[nest->index])) {
+            /* The first member of the nested name, an object: validated by
+             * walking its members (as v_value would, one level deeper). */
+            if (depth + 1 >= MAX_DEPTH ||
+                !walk_members(s, true, depth + 1, nest->names, nest->n, nest->out, NULL))
+                return false;
+            nest->found = true;
+        } else if (check ? !v_value(s, depth + 1) : (s->p = skip_valid(s->p, s->end)) == NULL) {
             return false;
+        }
         left -= record(k, klen, v, s->p, names, lens, n, out);
         if (left == 0 && !check)
             return true;
@@ -395,20 +404,24 @@ int mb_json_members(const char *text, size_t len, const char *const *names, size
     ws(&s);
     if (s.p >= s.end || *s.p != '{')
         return MB_DECLINED;
-    if (walk_members(&s, false, names, n, out))
+    if (walk_members(&s, false, 0, names, n, out, NULL))
         return 0;
     clear(out, n);
     return MB_DECLINED;
 }
 
 int mb_json_valid_members(const char *text, size_t len, bool plain, const char *const *names,
-                          size_t n, struct mb_json_raw *out)
+                          size_t n, struct mb_json_raw *out, struct mb_json_nest *nest)
 {
     struct scan s = {text, text + len, plain};
 
-    if (n > MEMBERS_MAX)
+    if (n > MEMBERS_MAX || (nest != NULL && (nest->n > MEMBERS_MAX || nest->index >= n)))
         return MB_ERR;
     clear(out, n);
+    if (nest != NULL) {
+        clear(nest->out, nest->n);
+        nest->found = false;
+    }
     ws(&s);
     if (s.p >= s.end || *s.p != '{') {
         /* Valid or not, it is no object. */
@@ -419,12 +432,16 @@ int mb_json_valid_members(const char *text, size_t len, bool plain, const char *
     }
     /* The top-level object as v_value walks it (depth 0), recording the
      * members it passes: one pass validates and finds. */
-    if (walk_members(&s, true, names, n, out)) {
+    if (walk_members(&s, true, 0, names, n, out, nest)) {
         ws(&s);
         if (s.p == s.end)
             return 0;
     }
     clear(out, n);
+    if (nest != NULL) {
+        clear(nest->out, nest->n);
+        nest->found = false;
+    }
     return MB_ERR;
 }
 

@@ -47,7 +47,17 @@ int mb_json_member(const char *text, size_t len, const char *key, struct mb_json
  * names (MB_ERR beyond). */
 int mb_json_members(const char *text, size_t len, const char *const *names, size_t n,
                     struct mb_json_raw *out);
-/* mb_json_valid and mb_json_members in one pass: returns 0 when text is
+/* One level deeper in the same pass: the members of names[index] (its first
+ * occurrence, when it is an object) are recorded too. */
+struct mb_json_nest {
+    size_t index;             /* which of the top-level names */
+    const char *const *names; /* its members to find (at most 8) */
+    size_t n;
+    struct mb_json_raw *out; /* n slots */
+    bool found;              /* set: that member was an object and was walked */
+};
+/* mb_json_valid and mb_json_members in one pass (and, with nest, the
+ * members of one nested object; NULL: none): returns 0 when text is
  * valid and an object (out filled), MB_DECLINED when it is valid but not an
  * object, MB_ERR when it is not valid (out cleared both times). For
  * messages that are validated and then read.
@@ -58,7 +68,7 @@ int mb_json_members(const char *text, size_t len, const char *const *names, size
  * jsonrpc.c uses it to decide a client message without cJSON; anything
  * else goes to cJSON as before. */
 int mb_json_valid_members(const char *text, size_t len, bool plain, const char *const *names,
-                          size_t n, struct mb_json_raw *out);
+                          size_t n, struct mb_json_raw *out, struct mb_json_nest *nest);
 /* Follows a path of member names ("params", "_meta", "progressToken",
  * NULL-terminated) through nested objects. */
 int mb_json_path(const char *text, size_t len, const char *const *keys, struct mb_json_raw *out);

@@ -1614,7 +1614,7 @@ static void on_message(void *owner, const char *msg, size_t len)
 
     if (b->state == B_CLOSED)
         return;
-    if (mb_json_valid_members(msg, len, false, names, 5, mem) != 0 || mem[0].p == NULL) {
+    if (mb_json_valid_members(msg, len, false, names, 5, mem, NULL) != 0 || mem[0].p == NULL) {
         mb_log_warn("backend %s: protocol violation: not a JSON-RPC message: %.*s", b->conf->name,
                     (int)(len > 120 ? 120 : len), msg);
         return;

@@ -187,6 +187,17 @@ static bool same_as_reference(const char *text, size_t len)
                   (a.method && b.method && strcmp(a.method, b.method) == 0),
               "%.*s: method %s vs %s", (int)len, text, a.method, b.method);
     cr_expect_eq(a.method_id, b.method_id, "%.*s: method_id", (int)len, text);
+    /* the params members found in the parse pass are those a walk finds */
+    static const char *const pn[] = {"name", "_meta", "arguments", "uri", "cursor"};
+    for (size_t i = 0; a.plain && i < sizeof(pn) / sizeof(pn[0]); i++) {
+        struct mb_json_raw got, want = {NULL, 0};
+        int rc = mb_jsonrpc_param_raw(&a, pn[i], &got);
+        int wrc = a.params_raw.p
+                      ? mb_json_members(a.params_raw.p, a.params_raw.len, &pn[i], 1, &want)
+                      : 0;
+        cr_expect(rc == wrc && got.p == want.p && got.len == want.len, "%.*s: params.%s", (int)len,
+                  text, pn[i]);
+    }
     const cJSON *pa = mb_jsonrpc_params(&a), *pb = mb_jsonrpc_params(&b);
     char *ta = pa ? cJSON_PrintUnformatted(pa) : NULL, *tb = pb ? cJSON_PrintUnformatted(pb) : NULL;
     cr_expect((ta == NULL && tb == NULL) || (ta && tb && strcmp(ta, tb) == 0),

@@ -113,7 +113,7 @@ Test(jsonscan, members_agree_with_member)
         struct mb_json_raw out[N], both[N];
         cr_assert_eq(mb_json_members(texts[t], len, names, N, out), 0);
         /* the validating pass finds exactly the same */
-        cr_assert_eq(mb_json_valid_members(texts[t], len, false, names, N, both), 0);
+        cr_assert_eq(mb_json_valid_members(texts[t], len, false, names, N, both, NULL), 0);
         for (size_t i = 0; i < N; i++)
             cr_expect(both[i].p == out[i].p && both[i].len == out[i].len,
                       "text %zu member %s: valid_members differs", t, names[i]);
@@ -179,7 +179,7 @@ static bool plain_ok(const char *t)
 {
     struct mb_json_raw out[1];
     static const char *const one[] = {"a"};
-    return mb_json_valid_members(t, strlen(t), true, one, 1, out) != MB_ERR;
+    return mb_json_valid_members(t, strlen(t), true, one, 1, out, NULL) != MB_ERR;
 }
 
 Test(jsonscan, valid_plain_is_valid_without_unicode_escapes_or_long_numbers)
@@ -211,26 +211,26 @@ Test(jsonscan, valid_members_is_valid_then_members)
         "{\"id\" 1}",       "{id:1}",      "[1,]",         "",
         "{\"id\":\"\x01\"}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        cr_expect_eq(mb_json_valid_members(bad[i], strlen(bad[i]), false, two, 2, out), MB_ERR,
-                     "%s", bad[i]);
+        cr_expect_eq(mb_json_valid_members(bad[i], strlen(bad[i]), false, two, 2, out, NULL),
+                     MB_ERR, "%s", bad[i]);
         cr_expect(!mb_json_valid(bad[i], strlen(bad[i])), "%s", bad[i]);
         cr_expect_null(out[0].p);
     }
     static const char *const other[] = {"[1,{\"id\":2}]", "\"s\"", " 12 ", "null"};
     for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
-        cr_expect_eq(mb_json_valid_members(other[i], strlen(other[i]), false, two, 2, out),
+        cr_expect_eq(mb_json_valid_members(other[i], strlen(other[i]), false, two, 2, out, NULL),
                      MB_DECLINED, "%s", other[i]);
     /* plain: \u escapes anywhere make it invalid for this pass */
     const char *u = "{\"id\":1,\"x\":{\"y\":\"\\u0041\"}}";
-    cr_expect_eq(mb_json_valid_members(u, strlen(u), false, two, 2, out), 0);
-    cr_expect_eq(mb_json_valid_members(u, strlen(u), true, two, 2, out), MB_ERR);
+    cr_expect_eq(mb_json_valid_members(u, strlen(u), false, two, 2, out, NULL), 0);
+    cr_expect_eq(mb_json_valid_members(u, strlen(u), true, two, 2, out, NULL), MB_ERR);
     /* unterminated deep nesting */
     char deep[300];
     memset(deep, '[', 200);
     deep[0] = '{';
     memcpy(deep + 1, "\"id\":", 5);
     memset(deep + 6, '[', 194);
-    cr_expect_eq(mb_json_valid_members(deep, 200, false, two, 2, out), MB_ERR);
+    cr_expect_eq(mb_json_valid_members(deep, 200, false, two, 2, out, NULL), MB_ERR);
 }
 
 /* Strings are scanned eight bytes at a time: a quote, backslash or control
@@ -261,4 +261,39 @@ Test(jsonscan, string_specials_at_every_offset)
         body[1] = (char)0x80;
         cr_expect(mb_json_valid(t, len), "DEL at %zu", at);
     }
+}
+
+/* The nested walk finds in params what mb_json_members finds there, and
+ * takes the first params only when it is an object. */
+Test(jsonscan, valid_members_nested_equals_members_of_the_value)
+{
+    static const char *const top[] = {"id", "params"};
+    static const char *const inner[] = {"name", "_meta", "arguments"};
+    static const char *const texts[] = {
+        "{\"id\":1,\"params\":{\"name\":\"e\",\"arguments\":{\"name\":2},\"name\":\"dup\"}}",
+        "{\"params\":{},\"id\":1}",
+        "{\"params\":[{\"name\":1}],\"id\":1}",
+        "{\"params\":{\"_meta\":{\"progressToken\":3}},\"params\":{\"name\":\"second\"}}",
+        " { \"params\" : { \"name\" : \"s p\" } } ",
+    };
+    for (size_t t = 0; t < sizeof(texts) / sizeof(texts[0]); t++) {
+        struct mb_json_raw out[2], in[3], want[3];
+        struct mb_json_nest nest = {1, inner, 3, in, false};
+        size_t len = strlen(texts[t]);
+        cr_assert_eq(mb_json_valid_members(texts[t], len, false, top, 2, out, &nest), 0, "%zu", t);
+        bool object = out[1].p != NULL && out[1].p[0] == '{';
+        cr_expect_eq(nest.found, object, "text %zu", t);
+        if (!object)
+            continue;
+        cr_assert_eq(mb_json_members(out[1].p, out[1].len, inner, 3, want), 0);
+        for (size_t i = 0; i < 3; i++)
+            cr_expect(in[i].p == want[i].p && in[i].len == want[i].len, "text %zu member %s", t,
+                      inner[i]);
+    }
+    /* invalid inside the nested object: the whole text is invalid */
+    const char *bad = "{\"params\":{\"name\":01}}";
+    struct mb_json_raw out[2], in[3];
+    struct mb_json_nest nest = {1, inner, 3, in, false};
+    cr_expect_eq(mb_json_valid_members(bad, strlen(bad), false, top, 2, out, &nest), MB_ERR);
+    cr_expect(!nest.found);
 }
