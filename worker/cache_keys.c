@@ -252,15 +252,14 @@ int mb_cachekey_response(const struct mb_cache *c, const char *backend, uint64_t
     return 0;
 }
 
-enum mb_cachekey_verdict mb_cachekey_result(const char *result, size_t len, uint64_t *ttl_ms)
+const char *const mb_cachekey_result_names[MB_CACHEKEY_RESULT_MEMBERS] = {"isError", "cacheScope",
+                                                                          "ttlMs"};
+
+enum mb_cachekey_verdict mb_cachekey_result_of(const struct mb_json_raw *m, uint64_t *ttl_ms)
 {
-    /* One pass over the result for the three members (it is part of a
-     * message already validated). */
-    static const char *const names[] = {"isError", "cacheScope", "ttlMs"};
-    struct mb_json_raw m[3];
     uint64_t t;
     *ttl_ms = 0;
-    if (mb_json_members(result, len, names, 3, m) != 0)
+    if (m == NULL)
         return MB_CACHEKEY_PRIVATE;
     struct mb_json_raw v = m[0], scope = m[1], ttl = m[2];
     if (v.len == 4 && memcmp(v.p, "true", 4) == 0)
@@ -271,6 +270,16 @@ enum mb_cachekey_verdict mb_cachekey_result(const char *result, size_t len, uint
         return MB_CACHEKEY_PUBLIC;
     }
     return MB_CACHEKEY_PRIVATE;
+}
+
+enum mb_cachekey_verdict mb_cachekey_result(const char *result, size_t len, uint64_t *ttl_ms)
+{
+    /* One pass over the result for the three members (it is part of a
+     * message already validated). */
+    struct mb_json_raw m[MB_CACHEKEY_RESULT_MEMBERS];
+    bool object =
+        mb_json_members(result, len, mb_cachekey_result_names, MB_CACHEKEY_RESULT_MEMBERS, m) == 0;
+    return mb_cachekey_result_of(object ? m : NULL, ttl_ms);
 }
 
 bool mb_cachekey_listed(const struct mb_conf_strv *cache_tools, const char *name)

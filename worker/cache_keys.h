@@ -27,6 +27,7 @@
 
 #include "shm/cache.h"
 #include "worker/buf.h"
+#include "worker/jsonscan.h"
 
 struct mb_conf_backend;
 struct mb_conf_strv;
@@ -65,6 +66,13 @@ enum mb_cachekey_verdict {
 /* result must be valid JSON (the result member of a validated message).
  * *ttl_ms receives ttlMs for PUBLIC. */
 enum mb_cachekey_verdict mb_cachekey_result(const char *result, size_t len, uint64_t *ttl_ms);
+/* The result members the verdict reads, in this order; and the verdict from
+ * them when a validating pass already found them (router.c finds them while
+ * it validates the backend's message: jsonscan.h struct mb_json_nest). m is
+ * NULL when the result is not an object. */
+#define MB_CACHEKEY_RESULT_MEMBERS 3
+extern const char *const mb_cachekey_result_names[MB_CACHEKEY_RESULT_MEMBERS];
+enum mb_cachekey_verdict mb_cachekey_result_of(const struct mb_json_raw *m, uint64_t *ttl_ms);
 
 /* name matches an entry (fnmatch glob) of a backend's cache_tools. */
 bool mb_cachekey_listed(const struct mb_conf_strv *cache_tools, const char *name);

@@ -1152,7 +1152,8 @@ static void resp_attach(struct mb_router *r, struct mb_pending *p, const struct 
 
 /* A response to p arrived (its result member, if any): store a cacheable result, and settle the
  * flight p leads. */
-static void resp_done(struct mb_pending *p, struct mb_json_raw result)
+static void resp_done(struct mb_pending *p, struct mb_json_raw result,
+                      const struct mb_json_raw *rmem)
 {
     struct mb_router *r = p->b->r;
     struct mb_flight *fl = p->flight;
@@ -1161,7 +1162,8 @@ static void resp_done(struct mb_pending *p, struct mb_json_raw result)
     if (p->cache_store && result.p != NULL) {
         uint64_t ttl = (uint64_t)r->conf->caching.response_cache.ttl, pub_ttl;
         struct mb_cache *c = cache_of(r, MB_CACHE_RESPONSE);
-        enum mb_cachekey_verdict v = mb_cachekey_result(result.p, result.len, &pub_ttl);
+        enum mb_cachekey_verdict v = rmem ? mb_cachekey_result_of(rmem, &pub_ttl)
+                                          : mb_cachekey_result(result.p, result.len, &pub_ttl);
         uint64_t now = mb_time_mono_ms();
         if (v == MB_CACHEKEY_PUBLIC)
             stored = mb_cache_put(c, p->kpub, result.p, result.len, pub_ttl < ttl ? pub_ttl : ttl,
@@ -1417,10 +1419,10 @@ static void on_state(void *owner, enum mb_upstream_state st, const char *why)
 /* Splices the client's id into a backend response and sends it on. */
 static void forward_response(struct mb_pending *p, const char *msg, size_t len,
                              struct mb_json_raw id, struct mb_json_raw result,
-                             struct mb_json_raw error)
+                             struct mb_json_raw error, const struct mb_json_raw *rmem)
 {
     if (p->cache_store || p->flight != NULL)
-        resp_done(p, result);
+        resp_done(p, result, rmem);
     struct mb_json_edit e[2] = {{id.p, id.len, p->cid, p->cid_len}};
     size_t ne = 1;
     char *pv = p->uri_prefix && result.p ? prefix_contents(p->b, result.p, result.len) : NULL;
@@ -1454,7 +1456,8 @@ static void forward_response(struct mb_pending *p, const char *msg, size_t len,
 /* result and error are the message's members (NULL when absent), found by
  * on_message's single pass. */
 static void on_response(struct backend *b, const char *msg, size_t len, struct mb_json_raw id,
-                        struct mb_json_raw result, struct mb_json_raw error)
+                        struct mb_json_raw result, struct mb_json_raw error,
+                        const struct mb_json_raw *rmem)
 {
     uint64_t gid;
     struct mb_pending *p = mb_json_raw_uint(id, &gid) ? mb_idmap_get(&b->r->ids, gid) : NULL;
@@ -1481,7 +1484,7 @@ static void on_response(struct backend *b, const char *msg, size_t len, struct m
         on_init_reply(p, result, error);
         break;
     case P_FORWARD:
-        forward_response(p, msg, len, id, result, error);
+        forward_response(p, msg, len, id, result, error, rmem);
         break;
     case P_PART:
         fan_page(p, msg, len, result, error);
@@ -1614,7 +1617,11 @@ static void on_message(void *owner, const char *msg, size_t len)
 
     if (b->state == B_CLOSED)
         return;
-    if (mb_json_valid_members(msg, len, false, names, 5, mem, NULL) != 0 || mem[0].p == NULL) {
+    /* result's members for the response cache come in the same pass. */
+    struct mb_json_raw rmem[MB_CACHEKEY_RESULT_MEMBERS];
+    struct mb_json_nest nest = {3, mb_cachekey_result_names, MB_CACHEKEY_RESULT_MEMBERS, rmem,
+                                false};
+    if (mb_json_valid_members(msg, len, false, names, 5, mem, &nest) != 0 || mem[0].p == NULL) {
         mb_log_warn("backend %s: protocol violation: not a JSON-RPC message: %.*s", b->conf->name,
                     (int)(len > 120 ? 120 : len), msg);
         return;
@@ -1622,7 +1629,7 @@ static void on_message(void *owner, const char *msg, size_t len)
     struct mb_json_raw id = mem[1], method = mem[2];
     if (method.p == NULL) {
         if (id.p != NULL)
-            on_response(b, msg, len, id, mem[3], mem[4]);
+            on_response(b, msg, len, id, mem[3], mem[4], nest.found ? rmem : NULL);
         return;
     }
     if (mb_json_raw_plain_string(method, name, sizeof(name)) < 0)

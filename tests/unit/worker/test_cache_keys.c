@@ -202,6 +202,22 @@ Test(cache_keys, result_verdicts)
     cr_expect_eq(mb_cachekey_result(priv, strlen(priv), &ttl), MB_CACHEKEY_PRIVATE);
     const char *puberr = "{\"isError\":true,\"ttlMs\":5000,\"cacheScope\":\"public\"}";
     cr_expect_eq(mb_cachekey_result(puberr, strlen(puberr), &ttl), MB_CACHEKEY_NEVER);
+    /* The same verdicts from members found while validating the message
+     * around the result (router.c's single pass). */
+    const char *all[] = {ok, err, noerr, pub, pub0, priv, puberr, "[1]", "\"s\""};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":%s}", all[i]);
+        static const char *const top[] = {"result"};
+        struct mb_json_raw res, m[MB_CACHEKEY_RESULT_MEMBERS];
+        struct mb_json_nest nest = {0, mb_cachekey_result_names, MB_CACHEKEY_RESULT_MEMBERS, m,
+                                    false};
+        cr_assert_eq(mb_json_valid_members(msg, strlen(msg), false, top, 1, &res, &nest), 0);
+        uint64_t t1, t2;
+        cr_expect_eq(mb_cachekey_result_of(nest.found ? m : NULL, &t1),
+                     mb_cachekey_result(all[i], strlen(all[i]), &t2), "%s", all[i]);
+        cr_expect_eq(t1, t2, "%s", all[i]);
+    }
 }
 
 Test(cache_keys, cache_tools_globs_and_annotations)
