@@ -180,7 +180,7 @@ run: all
 # stdout, build/bench/results.json. BENCH_SECONDS=N per scenario (default 6),
 # PROFILE=1 adds perf (or callgrind) profiles of the gateway scenarios.
 bench: all
-	@BUILD=$(BUILD) BENCH_SECONDS=$(BENCH_SECONDS) PROFILE=$(PROFILE) python3 scripts/bench/bench.py
+	@BUILD=$(BUILD) BENCH_SECONDS=$(BENCH_SECONDS) BENCH_ROUNDS=$(BENCH_ROUNDS) PROFILE=$(PROFILE) python3 scripts/bench/bench.py
 
 # ---------------------------------------------------------------- style
 FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)

@@ -15,6 +15,10 @@ Environment (the Makefile passes them through):
                  callgrind where perf cannot sample) and write the top
                  functions to build/bench/profile.txt
   BENCH_ONLY     comma-separated scenario names (or prefixes) to run
+  BENCH_ROUNDS   rounds of the comparison group (default 3; PROFILE=1 makes it 1):
+                 the gateway scenarios the targets compare and their baselines
+                 run in turn, each round BENCH_SECONDS / BENCH_ROUNDS long, so
+                 that the shared machine's slow spells fall on all of them
 
 Server CPU is utime+stime from /proc/<pid>/stat summed over the server's
 process tree (plus the CPU of children it reaped, such as workers retired
@@ -45,6 +49,7 @@ BUILD = os.path.join(ROOT, os.environ.get("BUILD") or "build")
 OUT = os.path.join(ROOT, "build", "bench")
 SECONDS = float(os.environ.get("BENCH_SECONDS") or 6)
 PROFILE = os.environ.get("PROFILE", "0") not in ("", "0")
+ROUNDS = max(1, int(os.environ.get("BENCH_ROUNDS") or 3))
 ONLY = [s for s in (os.environ.get("BENCH_ONLY") or "").split(",") if s]
 
 GATEWAY = os.path.join(BUILD, "mcp-bridge")
@@ -498,75 +503,141 @@ def record(name, status, **kw):
     return r
 
 
+def spec(name, url, server_roots, load_args, profile_pids=None, extra=None, direct=False):
+    """A closed-loop request scenario: what to load and whose CPU counts.
+    direct: the test server is the server measured, not a backend."""
+    return {"name": name, "url": url, "roots": server_roots, "load_args": load_args,
+            "profile_pids": profile_pids, "extra": extra, "direct": direct}
+
+
 def measure(name, url, server_roots, load_args, profile_pids=None, extra=None, direct=False):
-    """One closed-loop request scenario. direct: the test server is the
-    server measured, not a backend."""
+    """One closed-loop request scenario, measured now in one piece."""
     if not want(name):
         return None
-    say(f"- {name}: {url} {' '.join(load_args)}")
-    perf = PerfRecorder(name, profile_pids) if (profiler == "perf" and profile_pids) else None
+    return measure_rounds([spec(name, url, server_roots, load_args, profile_pids, extra, direct)], 1)[0]
+
+
+def one_round(sp, seconds, warmup, profile):
+    """Loads one scenario once; returns the load generator's result and the
+    CPU (server, backend, load generator, whole machine) spent meanwhile."""
+    perf = PerfRecorder(sp["name"], sp["profile_pids"]) if (profile and profiler == "perf" and sp["profile_pids"]) else None
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    busy0, c0, t0 = system_busy(), cpu_of(server_roots), time.time()
+    busy0, c0, t0 = system_busy(), cpu_of(sp["roots"]), time.time()
     try:
-        res = run_load(["--connections", str(CONNS), "--warmup", "1", "--duration", f"{SECONDS:g}"] + load_args + [url], SECONDS + 60)
-    except Exception as e:  # the server died or the load generator failed
-        if perf:
-            perf.finish()
-        return record(name, "failed", reason=str(e))
+        res = run_load(["--connections", str(CONNS), "--warmup", f"{warmup:g}", "--duration", f"{seconds:g}"]
+                       + sp["load_args"] + [sp["url"]], seconds + warmup + 60)
+    finally:
+        top = perf.finish() if perf else None
     wall = time.time() - t0
-    c1, busy1 = cpu_of(server_roots), system_busy()
+    c1, busy1 = cpu_of(sp["roots"]), system_busy()
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    rss, pss = mem_of(server_roots)
-    brss, bpss = mem_of(server_roots, backends=True)
-    if direct:
-        c0, c1, rss, pss, brss = (c0[1], 0), (c1[1], 0), brss, bpss, 0
-    replies = max(int(res.get("replies", 0)), 1)
+    server, backend = c1[0] - c0[0], c1[1] - c0[1]
+    if sp["direct"]:
+        server, backend = backend, 0.0
     load_cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
-    ours = (c1[0] - c0[0]) + (c1[1] - c0[1]) + load_cpu
-    r = record(
-        name,
-        "ok" if res.get("requests", 0) > 0 else "failed",
-        rps=round(res.get("rps", 0), 1),
-        p50_ms=res.get("latency_ms", {}).get("p50"),
-        p99_ms=res.get("latency_ms", {}).get("p99"),
-        server_cpu_us_per_req=round((c1[0] - c0[0]) / replies * 1e6, 2),
-        backend_cpu_us_per_req=round((c1[1] - c0[1]) / replies * 1e6, 2),
-        server_cpu_pct=round((c1[0] - c0[0]) / wall * 100, 1),
-        loadgen_cpu_pct=round(load_cpu / wall * 100, 1),
-        other_cpu_pct=round(max(0.0, (busy1 - busy0) - ours) / wall * 100, 1),
-        rss_mb=round(rss / 2**20, 1),
-        pss_mb=round(pss / 2**20, 1),
-        backend_rss_mb=round(brss / 2**20, 1),
-        failed=failed_count(res),
-        errors=error_summary(res),
-        load=res,
-    )
-    if r["status"] != "ok":
-        r["reason"] = "no successful request: " + error_summary(res)
-        say(f"  {name}: FAILED: {r['reason']}")
-    if extra:
-        r.update(extra)
-    if perf:
-        r["profile_top"] = perf.finish()
-    return r
+    return {"res": res, "server": server, "backend": backend, "load": load_cpu, "busy": busy1 - busy0,
+            "wall": wall, "profile_top": top}
 
 
-def gateway_call_scenario(transport, backend_lines, tag):
-    name = f"ws_tools_call_{transport}"
+def median(v):
+    v = sorted(x for x in v if isinstance(x, (int, float)))
+    if not v:
+        return None
+    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+
+def measure_rounds(specs, rounds):
+    """Runs the scenarios in turn, rounds times over, each round SECONDS /
+    rounds long (after a short warm-up on fresh connections). On a shared
+    machine whose speed drifts by a quarter within minutes, a gateway and its
+    baselines then see the same spells instead of whichever came during their
+    turn. Totals over the rounds: req/s = measured requests / measured time,
+    CPU per request = CPU / replies; p50 and p99 are the median of the
+    rounds'. Returns the recorded results, in the order of specs."""
+    secs = SECONDS / rounds
+    warmup = 1.0 if rounds == 1 else 0.5
+    acc = {sp["name"]: [] for sp in specs}
+    failed = {}
+    for rnd in range(rounds):
+        for sp in specs:
+            if sp["name"] in failed:
+                continue
+            if rnd == 0:
+                say(f"- {sp['name']}: {sp['url']} {' '.join(sp['load_args'])}")
+            try:
+                acc[sp["name"]].append(one_round(sp, secs, warmup, profile=rnd == 0))
+            except Exception as e:  # the server died or the load generator failed
+                failed[sp["name"]] = str(e)
+    out = []
+    for sp in specs:
+        name = sp["name"]
+        if name in failed:
+            out.append(record(name, "failed", reason=failed[name]))
+            continue
+        rs = acc[name]
+        res = [r["res"] for r in rs]
+        requests = sum(int(x.get("requests", 0)) for x in res)
+        window = sum(float(x.get("duration_s", 0)) for x in res) or 1.0
+        replies = max(sum(int(x.get("replies", 0)) for x in res), 1)
+        server, backend = sum(r["server"] for r in rs), sum(r["backend"] for r in rs)
+        load_cpu, busy, wall = sum(r["load"] for r in rs), sum(r["busy"] for r in rs), sum(r["wall"] for r in rs)
+        rss, pss = mem_of(sp["roots"])
+        brss, bpss = mem_of(sp["roots"], backends=True)
+        if sp["direct"]:
+            rss, pss, brss = brss, bpss, 0
+        errs = " ".join(e for e in (error_summary(x) for x in res) if e)
+        r = record(
+            name,
+            "ok" if requests > 0 else "failed",
+            rps=round(requests / window, 1),
+            p50_ms=median([x.get("latency_ms", {}).get("p50") for x in res]),
+            p99_ms=median([x.get("latency_ms", {}).get("p99") for x in res]),
+            server_cpu_us_per_req=round(server / replies * 1e6, 2),
+            backend_cpu_us_per_req=round(backend / replies * 1e6, 2),
+            server_cpu_pct=round(server / wall * 100, 1),
+            loadgen_cpu_pct=round(load_cpu / wall * 100, 1),
+            other_cpu_pct=round(max(0.0, busy - (server + backend + load_cpu)) / wall * 100, 1),
+            rss_mb=round(rss / 2**20, 1),
+            pss_mb=round(pss / 2**20, 1),
+            backend_rss_mb=round(brss / 2**20, 1),
+            rounds=len(rs),
+            rps_rounds=[round(x.get("rps", 0)) for x in res],
+            failed=sum(failed_count(x) for x in res),
+            errors=errs,
+            load=res[0] if len(res) == 1 else res,
+        )
+        if r["status"] != "ok":
+            r["reason"] = "no successful request: " + errs
+            say(f"  {name}: FAILED: {r['reason']}")
+        if sp["extra"]:
+            r.update(sp["extra"])
+        if rs[0]["profile_top"]:
+            r["profile_top"] = rs[0]["profile_top"]
+        out.append(r)
+    return out
+
+
+group_stops = []  # stops the comparison group's servers, in start order
+
+
+def gateway_spec(name, backends, load_args, tag=(), what="this config"):
+    """Starts the gateway of one scenario of the comparison group; returns its
+    spec, or None when the scenario is not wanted or could not start (then
+    recorded as skipped or failed)."""
     if not want(name):
-        return
-    gw = Gateway(name, backends=[backend_lines])
+        return None
+    gw = Gateway(name, backends=backends)
     why = gw.check()
     if why is not None:
-        record(name, "skipped", reason=f"the config loader rejects a {transport} backend: {why}")
-        return
+        record(name, "skipped", reason=f"the config loader rejects {what}: {why}")
+        return None
+    group_stops.append(gw.stop)
     try:
         gw.start()
-        measure(name, f"ws://127.0.0.1:{gw.port}/", [gw.proc.pid] + tag, ["--call", "echo", "--args", ECHO_ARGS], profile_pids=gw.pids())
     except Exception as e:
         record(name, "failed", reason=str(e))
-    finally:
-        gw.stop()
+        return None
+    return spec(name, f"ws://127.0.0.1:{gw.port}/", [gw.proc.pid] + list(tag), load_args, profile_pids=gw.pids())
 
 
 def cached_scenario(name, backends, load_args):
@@ -792,14 +863,16 @@ def testserver_result(request):
     raise RuntimeError(f"the test server gave no result for {request}")
 
 
-def floor_scenarios():
+def floor_specs():
     """The floor responder (mcp-bridge-load --floor): a server that does
     nothing but answer each WebSocket request with the same result the test
     server gives. No gateway can be cheaper, so its req/s is the ceiling of
-    this machine for the scenario, with the load generator on the same cores."""
+    this machine for the scenario, with the load generator on the same cores.
+    Starts one per scenario and returns their specs."""
     cases = [("floor_ws_tools_list", '{"jsonrpc":"2.0","id":1,"method":"tools/list"}', []),
              ("floor_ws_tools_call", '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":'
               + ECHO_ARGS + '}}', ["--call", "echo", "--args", ECHO_ARGS])]
+    out = []
     for name, request, load_args in cases:
         if not want(name):
             continue
@@ -809,6 +882,7 @@ def floor_scenarios():
                 f.write(testserver_result(request))
             p = start([LOADGEN, "--floor", "0", "--floor-result", path, "--threads", str(CORES)], name,
                       stdout=subprocess.PIPE, text=True)
+            group_stops.append(lambda p=p: stop(p, signal.SIGTERM))
             line = p.stdout.readline().split()
             if len(line) != 4 or line[0] != "floor:":
                 raise RuntimeError(f"the floor responder did not start (see build/bench/{name}.out)")
@@ -816,10 +890,8 @@ def floor_scenarios():
         except Exception as e:
             record(name, "failed", reason=str(e))
             continue
-        try:
-            measure(name, f"ws://127.0.0.1:{port}/", [p.pid], load_args)
-        finally:
-            stop(p, signal.SIGTERM)
+        out.append(spec(name, f"ws://127.0.0.1:{port}/", [p.pid], load_args))
+    return out
 
 
 def ratios():
@@ -949,15 +1021,49 @@ def main():
         http_why = probe_streamable_http(gw.port)
     finally:
         gw.stop()
-    if list_backends is not None:
-        cached_scenario("ws_tools_list_cached", list_backends, [])
-        cached_scenario("ws_tools_call_cached", [stdio_backend() + ["  cache_tools: [echo]"]],
-                        ["--call", "echo", "--args", ECHO_ARGS])
+    # The comparison group: the gateway scenarios the issue's targets compare
+    # and their baselines (direct, floor, nginx), every server up at once and
+    # measured in alternating rounds (measure_rounds).
+    call = ["--call", "echo", "--args", ECHO_ARGS]
+    try:
+        group = []
+        if list_backends is not None:
+            group.append(gateway_spec("ws_tools_list_cached", list_backends, [], what="the cache config"))
+        for transport, lines, tag in (("stdio", stdio_backend(), []), ("http", http_backend(ts_http), http_tag),
+                                      ("websocket", ws_backend(ts_ws), http_tag)):
+            group.append(gateway_spec(f"ws_tools_call_{transport}", [lines], call, tag,
+                                      what=f"a {transport} backend"))
+        group += floor_specs()
+        for name, url, args in (("direct_ws_tools_list", f"ws://127.0.0.1:{ts_ws}/", []),
+                                ("direct_ws_tools_call", f"ws://127.0.0.1:{ts_ws}/", call),
+                                ("direct_http_tools_call", f"http://127.0.0.1:{ts_http}/mcp", ["--init"] + call)):
+            if want(name):
+                group.append(spec(name, url, [ts.pid], args, direct=True))
+        nginx_names = ("nginx_ws_tools_list", "nginx_ws_tools_call", "nginx_http_tools_call")
+        if any(want(n) for n in nginx_names):
+            ng, ng_port, why = start_nginx(ts_http, ts_ws)
+            if ng is None:
+                for n in nginx_names:
+                    record(n, "skipped", reason=why)
+            else:
+                group_stops.append(lambda: stop(ng, signal.SIGQUIT))
+                say(f"nginx: pid {ng.pid}, port {ng_port} (own config build/bench/nginx/nginx.conf)")
+                for name, url, args in ((nginx_names[0], f"ws://127.0.0.1:{ng_port}/ws/", []),
+                                        (nginx_names[1], f"ws://127.0.0.1:{ng_port}/ws/", call),
+                                        (nginx_names[2], f"http://127.0.0.1:{ng_port}/mcp", ["--init"] + call)):
+                    if want(name):
+                        group.append(spec(name, url, [ng.pid, ts.pid], args))
+        group = [g for g in group if g]
+        rounds = 1 if PROFILE else ROUNDS
+        if group:
+            say(f"comparison group: {len(group)} scenarios in {rounds} alternating rounds of {SECONDS / rounds:g} s each")
+        measure_rounds(group, rounds)
+    finally:
+        while group_stops:
+            group_stops.pop()()
 
-    # 2. ws_tools_call over each upstream transport.
-    gateway_call_scenario("stdio", stdio_backend(), [])
-    gateway_call_scenario("http", http_backend(ts_http), http_tag)
-    gateway_call_scenario("websocket", ws_backend(ts_ws), http_tag)
+    if list_backends is not None:
+        cached_scenario("ws_tools_call_cached", [stdio_backend() + ["  cache_tools: [echo]"]], call)
 
     # 3. http_tools_call
     if want("http_tools_call"):
@@ -970,31 +1076,9 @@ def main():
             try:
                 gw.start()
                 measure("http_tools_call", f"http://127.0.0.1:{gw.port}/mcp", [gw.proc.pid],
-                        ["--init", "--call", "echo", "--args", ECHO_ARGS], profile_pids=gw.pids() if PROFILE else None)
+                        ["--init"] + call, profile_pids=gw.pids() if PROFILE else None)
             finally:
                 gw.stop()
-
-    # 4. direct
-    measure("direct_ws_tools_list", f"ws://127.0.0.1:{ts_ws}/", [ts.pid], [], direct=True)
-    measure("direct_ws_tools_call", f"ws://127.0.0.1:{ts_ws}/", [ts.pid], ["--call", "echo", "--args", ECHO_ARGS], direct=True)
-    measure("direct_http_tools_call", f"http://127.0.0.1:{ts_http}/mcp", [ts.pid], ["--init", "--call", "echo", "--args", ECHO_ARGS], direct=True)
-
-    # 4b. floor: the cheapest server possible on this machine
-    floor_scenarios()
-
-    # 5. nginx
-    if any(want(n) for n in ("nginx_ws_tools_list", "nginx_ws_tools_call", "nginx_http_tools_call")):
-        ng, ng_port, why = start_nginx(ts_http, ts_ws)
-        if ng is None:
-            for n in ("nginx_ws_tools_list", "nginx_ws_tools_call", "nginx_http_tools_call"):
-                record(n, "skipped", reason=why)
-        else:
-            say(f"nginx: pid {ng.pid}, port {ng_port} (own config build/bench/nginx/nginx.conf)")
-            measure("nginx_ws_tools_list", f"ws://127.0.0.1:{ng_port}/ws/", [ng.pid, ts.pid], [])
-            measure("nginx_ws_tools_call", f"ws://127.0.0.1:{ng_port}/ws/", [ng.pid, ts.pid], ["--call", "echo", "--args", ECHO_ARGS])
-            measure("nginx_http_tools_call", f"http://127.0.0.1:{ng_port}/mcp", [ng.pid, ts.pid],
-                    ["--init", "--call", "echo", "--args", ECHO_ARGS])
-            stop(ng, signal.SIGQUIT)
 
     # 6. idle
     idle_scenario("idle_10k", 10000)
