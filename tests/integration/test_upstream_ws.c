@@ -6,7 +6,8 @@
  * on the peer's side from /proc/net/tcp) answered in about one call's time;
  * a dead backend answered with -32010 naming it, reconnection with backoff
  * when it returns (same port), and a fresh handshake on the new connection;
- * progress notifications reaching the caller; ws:// required.
+ * progress notifications reaching the caller; big requests back to back
+ * (partly written, then queued) arriving whole; ws:// required.
  */
 #define UPSTREAM_MODE "--ws"
 #include "tests/integration/upstream_fixture.h"
@@ -44,6 +45,41 @@ UW_TEST(calls_are_multiplexed_on_one_connection)
     int64_t took = mb_test_now_ms() - t0;
     cr_expect_lt(took, 6 * 700, "6 sleeps of 700 ms took %lld ms: not concurrent", (long long)took);
     cr_expect_eq(counted("tools", "sleep"), 6);
+    finish();
+}
+
+/* Requests of 900 KB sent back to back: the first is written straight to
+ * the upstream socket (more than it takes at once, so lws keeps the rest),
+ * the next ones queue behind it; each comes back whole and in its own reply. */
+UW_TEST(big_requests_back_to_back_arrive_whole)
+{
+    start(NULL);
+    enum { N = 6, SIZE = 900 * 1024 };
+    static char req[SIZE + 256];
+    for (int i = 0; i < N; i++) {
+        int n = snprintf(req, sizeof(req),
+                         "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"tools/call\",\"params\":{"
+                         "\"name\":\"echo\",\"arguments\":{\"message\":\"",
+                         100 + i);
+        memset(req + n, 'a' + i, SIZE);
+        snprintf(req + n + SIZE, sizeof(req) - (size_t)n - SIZE, "\"}}}");
+        cr_assert_eq(mb_wsclient_send_text(client, req, IO_MS), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        char *raw = NULL;
+        cJSON *j = recv_json(&raw);
+        const cJSON *id = mb_test_get(j, "id");
+        cr_assert(cJSON_IsNumber(id), "%.200s", raw);
+        int k = (int)id->valuedouble - 100;
+        cr_assert(k >= 0 && k < N, "%.200s", raw);
+        const char *text = mb_test_text_of(j);
+        cr_assert_not_null(text, "%.200s", raw);
+        cr_expect_eq(strlen(text), (size_t)SIZE, "reply %d: %zu bytes", k, strlen(text));
+        cr_expect(strspn(text, (char[]){(char)('a' + k), 0}) == SIZE, "reply %d is not its message",
+                  k);
+        free(raw);
+        cJSON_Delete(j);
+    }
     finish();
 }
 
