@@ -1605,7 +1605,7 @@ static void on_server_request(struct backend *b, const char *msg, size_t len, co
         send_to_client(owner, o->data, o->len);
 }
 
-static void on_message(void *owner, const char *msg, size_t len)
+static bool on_message(void *owner, const char *msg, size_t len)
 {
     struct backend *b = owner;
     /* The message is validated and its top-level members are found in one
@@ -1616,7 +1616,7 @@ static void on_message(void *owner, const char *msg, size_t len)
     char name[96];
 
     if (b->state == B_CLOSED)
-        return;
+        return true;
     /* result's members for the response cache come in the same pass. */
     struct mb_json_raw rmem[MB_CACHEKEY_RESULT_MEMBERS];
     struct mb_json_nest nest = {3, mb_cachekey_result_names, MB_CACHEKEY_RESULT_MEMBERS, rmem,
@@ -1624,19 +1624,19 @@ static void on_message(void *owner, const char *msg, size_t len)
     if (mb_json_valid_members(msg, len, false, names, 5, mem, &nest) != 0 || mem[0].p == NULL) {
         mb_log_warn("backend %s: protocol violation: not a JSON-RPC message: %.*s", b->conf->name,
                     (int)(len > 120 ? 120 : len), msg);
-        return;
+        return false;
     }
     struct mb_json_raw id = mem[1], method = mem[2];
     if (method.p == NULL) {
         if (id.p != NULL)
             on_response(b, msg, len, id, mem[3], mem[4], nest.found ? rmem : NULL);
-        return;
+        return true;
     }
     if (mb_json_raw_plain_string(method, name, sizeof(name)) < 0)
-        return;
+        return true;
     if (id.p != NULL) {
         on_server_request(b, msg, len, name, id);
-        return;
+        return true;
     }
     if (strcmp(name, "notifications/progress") == 0)
         on_progress(b, msg, len);
@@ -1651,12 +1651,14 @@ static void on_message(void *owner, const char *msg, size_t len)
         on_resource_updated(b, msg, len);
     else
         mb_log_debug("backend %s: notification %s not forwarded", b->conf->name, name);
+    return true;
 }
 
 /* A message the transport could not deliver (Streamable HTTP: every message
  * is its own exchange, so a failure there is not a lost connection): the
  * request inside it, if it is one, fails now with why. */
-static void on_send_failed(void *owner, const char *msg, size_t len, const char *why)
+static void on_send_failed(void *owner, const char *msg, size_t len, const char *why,
+                           bool not_jsonrpc)
 {
     struct backend *b = owner;
     struct mb_json_raw id, method;
@@ -1668,7 +1670,10 @@ static void on_send_failed(void *owner, const char *msg, size_t len, const char 
     struct mb_pending *p = mb_idmap_get(&b->r->ids, gid);
     if (p == NULL || p->b != b)
         return;
-    pending_fail(p, MB_ERR_BACKEND_UNAVAILABLE, "Backend unavailable", why, -1);
+    if (not_jsonrpc)
+        pending_fail(p, MB_ERR_UPSTREAM_PROTOCOL, "Upstream protocol violation", why, -1);
+    else
+        pending_fail(p, MB_ERR_BACKEND_UNAVAILABLE, "Backend unavailable", why, -1);
 }
 
 static const struct mb_upstream_events events = {

@@ -52,16 +52,23 @@
  *                  (response, notification, or server-to-client request),
  *                  valid only during the call. Transports deliver whatever
  *                  they read; the core validates it (a message that is not
- *                  JSON is counted as a protocol violation and dropped).
- *                  Messages that arrive before the initialize reply are
- *                  delivered too.
- *   on_send_failed(owner, msg, len, why)
+ *                  JSON-RPC is logged as a protocol violation and dropped)
+ *                  and returns false for such a message, true otherwise. A
+ *                  transport whose messages answer its own exchanges
+ *                  (Streamable HTTP) fails that exchange then, so the
+ *                  request gets -32011 at once instead of waiting for its
+ *                  timeout; it need not validate bodies itself. Messages
+ *                  that arrive before the initialize reply are delivered
+ *                  too.
+ *   on_send_failed(owner, msg, len, why, not_jsonrpc)
  *                  Optional, for transports where each message is its own
  *                  exchange (Streamable HTTP): a message given to send() got
- *                  no usable answer (HTTP 5xx, a body that is not JSON, the
- *                  connection dropped before the response). The core answers
- *                  the request inside msg (if it is one) with -32011 naming
- *                  why. Transports with one long-lived stream report DOWN
+ *                  no usable answer. The core answers the request inside msg
+ *                  (if it is one) naming why: -32011 (upstream protocol
+ *                  violation) when not_jsonrpc, the answer being something
+ *                  on_message refused; -32010 (backend unavailable)
+ *                  otherwise (HTTP 5xx, the connection dropped before the
+ *                  response, no session). Transports with one long-lived stream report DOWN
  *                  instead.
  *
  * Callbacks may be made from any libev/lws callback of the worker's loop,
@@ -81,6 +88,7 @@
 #ifndef MB_WORKER_UPSTREAM_H
 #define MB_WORKER_UPSTREAM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <ev.h>
@@ -97,8 +105,9 @@ enum mb_upstream_state {
 
 struct mb_upstream_events {
     void (*on_state)(void *owner, enum mb_upstream_state st, const char *why);
-    void (*on_message)(void *owner, const char *msg, size_t len);
-    void (*on_send_failed)(void *owner, const char *msg, size_t len, const char *why);
+    bool (*on_message)(void *owner, const char *msg, size_t len);
+    void (*on_send_failed)(void *owner, const char *msg, size_t len, const char *why,
+                           bool not_jsonrpc);
 };
 
 struct mb_upstream_ops {

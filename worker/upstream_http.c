@@ -108,7 +108,8 @@ struct xchg {
     bool is_request;     /* has a method and an id: needs a message back */
     bool retried_404;
     bool retried_stale;
-    int ep; /* pinned endpoint, or -1 */
+    bool not_jsonrpc; /* failed: the answer was no JSON-RPC message (-32011) */
+    int ep;           /* pinned endpoint, or -1 */
     size_t delivered;
     size_t len;
     char msg[];
@@ -133,6 +134,7 @@ struct hconn {
     bool in_connect; /* inside lws_client_connect_via_info */
     bool failed_sync;
     bool write_failed; /* the request could not be written: close */
+    bool not_jsonrpc;  /* why says the answer was no JSON-RPC message */
     bool rearm;        /* headers came: the timer runs for the rest */
     uint64_t sess_gen;
     mb_msec_t timeout_ms; /* of the running timer */
@@ -334,7 +336,7 @@ static void report_failures(struct http_up *h)
     while ((x = q_pop(&f)) != NULL) {
         mb_log_warn("backend %s: message failed: %s", h->u->bconf->name, why[i]);
         if (h->u->ev->on_send_failed)
-            h->u->ev->on_send_failed(h->u->owner, x->msg, x->len, why[i]);
+            h->u->ev->on_send_failed(h->u->owner, x->msg, x->len, why[i], x->not_jsonrpc);
         free(why[i]);
         free(x);
         i++;
@@ -830,18 +832,38 @@ static int s2c_endpoint(struct http_up *h, const char *msg, size_t len)
 }
 
 /* ---------------------------------------------------------------- answers */
-static void deliver(struct hconn *c, const char *msg, size_t len)
+/* Hands one answer message to the core. Returns false when it is not a
+ * JSON-RPC message: the exchange then fails with c->why (-32011 for the
+ * request) instead of leaving the request to its timeout. The core
+ * validates what it is given (upstream.h), so bodies are not validated here
+ * as well; a replayed handshake's answers, which the core never sees, are. */
+static bool deliver(struct hconn *c, const char *msg, size_t len)
 {
     struct xchg *x = c->x;
     if (x == NULL || len == 0)
-        return;
-    x->delivered++;
-    if (x->is_init || x->kind == X_REPLAY_INIT)
+        return true;
+    if (x->kind != X_CORE) {
+        /* a replayed handshake: the core has its answers already */
+        if (!mb_json_valid(msg, len))
+            return false;
+        if (x->kind == X_REPLAY_INIT)
+            learn_version(c->ep, msg, len);
+        x->delivered++;
+        return true;
+    }
+    if (x->is_init)
         learn_version(c->ep, msg, len);
-    if (x->kind != X_CORE)
-        return; /* a replayed handshake: the core has its answers already */
     note_s2c(c->h, c->ep, msg, len);
-    c->h->u->ev->on_message(c->h->u->owner, msg, len);
+    if (!c->h->u->ev->on_message(c->h->u->owner, msg, len))
+        return false;
+    x->delivered++;
+    return true;
+}
+
+static void not_jsonrpc(struct hconn *c)
+{
+    snprintf(c->why, sizeof(c->why), "the backend answered with something that is not JSON-RPC");
+    c->not_jsonrpc = true;
 }
 
 static void on_headers(void *arg)
@@ -865,8 +887,8 @@ static void on_headers(void *arg)
 static void on_event(void *arg, const char *data, size_t len)
 {
     struct hconn *c = arg;
-    if (c->resp.status / 100 == 2)
-        deliver(c, data, len);
+    if (c->resp.status / 100 == 2 && !deliver(c, data, len))
+        not_jsonrpc(c);
 }
 
 static void on_body(void *arg, const char *data, size_t len)
@@ -875,11 +897,8 @@ static void on_body(void *arg, const char *data, size_t len)
     struct xchg *x = c->x;
     if (c->resp.status / 100 != 2 || len == 0 || x == NULL)
         return;
-    if (!mb_json_valid(data, len)) {
-        snprintf(c->why, sizeof(c->why), "the response body is not JSON");
-        return;
-    }
-    deliver(c, data, len);
+    if (!deliver(c, data, len))
+        not_jsonrpc(c);
 }
 
 static const struct mb_http_resp_cb resp_cb = {on_headers, on_event, on_body};
@@ -898,8 +917,10 @@ static bool finish_exchange(struct hconn *c, const char *why)
     ev_timer_stop(h->u->loop, &c->timer);
     if (x == NULL)
         return why == NULL;
-    if (why == NULL && c->why[0])
+    if (why == NULL && c->why[0]) {
         why = c->why;
+        x->not_jsonrpc = c->not_jsonrpc;
+    }
 
     if (why == NULL && status == 404 && c->sent_session && x->kind == X_CORE) {
         if (x->retried_404) {
@@ -982,6 +1003,7 @@ static bool finish_exchange(struct hconn *c, const char *why)
         break;
     }
     c->why[0] = '\0';
+    c->not_jsonrpc = false;
     return c->resp.keep_alive;
 }
 

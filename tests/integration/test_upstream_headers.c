@@ -8,7 +8,8 @@
  * the gateway sends it: each HTTP request (head and body), or the WebSocket
  * upgrade request and each text message. It answers initialize, tools/list
  * and tools/call with fixed JSON carrying the request's id byte for byte,
- * anything else with an empty result. Recording raw bytes, not parsed
+ * anything else with an empty result (and, over HTTP, with a body that is no
+ * JSON-RPC message when the call's message asks for one). Recording raw bytes, not parsed
  * headers, is the point: a leaked credential is found wherever the gateway
  * would put it (a header of any name, the body, the upgrade path).
  *
@@ -95,6 +96,11 @@ static char *answer_for(const char *body)
     if (mb_test_json_raw(body, "id", id, sizeof(id)) != 0 ||
         mb_test_json_raw(body, "method", method, sizeof(method)) != 0)
         return NULL;
+    /* Answers that are no JSON-RPC message, on request (HTTP only). */
+    if (strstr(body, "\"message\":\"answer-garbage\""))
+        return strdup("this is not json");
+    if (strstr(body, "\"message\":\"answer-not-jsonrpc\""))
+        return strdup("{\"hello\":1}");
     const char *result = "{}";
     char init[512];
     if (strcmp(method, "\"initialize\"") == 0) {
@@ -578,6 +584,37 @@ HDR_TEST(http_configured_authorization_is_the_only_one)
     char *answer = run(false, "{X-Backend-Token: \"${" ENV_NAME "}\", X-Team: infra, "
                               "Authorization: \"Bearer backend-cred-456\"}");
     check(answer, "Bearer backend-cred-456");
+    free(answer);
+    finish();
+}
+
+/* A backend answering a request with something that is not JSON-RPC (not
+ * JSON at all, or JSON without "jsonrpc") gets the request answered with
+ * -32011 at once, not left to its 3 s timeout (-32001); the backend keeps
+ * serving the next call. */
+HDR_TEST(http_answer_that_is_not_jsonrpc_is_a_protocol_error)
+{
+    char *answer = run(false, "{X-Team: infra}");
+    cr_assert(strstr(answer, "stub answer"), "%s", answer);
+    free(answer);
+    const char *bad[] = {"answer-garbage", "answer-not-jsonrpc"};
+    for (size_t i = 0; i < 2; i++) {
+        char req[256];
+        snprintf(req, sizeof(req),
+                 "{\"jsonrpc\":\"2.0\",\"id\":%zu,\"method\":\"tools/call\",\"params\":{"
+                 "\"name\":\"echo\",\"arguments\":{\"message\":\"%s\"}}}",
+                 20 + i, bad[i]);
+        int64_t t0 = mb_test_now_ms();
+        answer = client_call(&cl, req);
+        int64_t took = mb_test_now_ms() - t0;
+        cr_expect(strstr(answer, "\"code\":-32011") != NULL, "%s: %s", bad[i], answer);
+        cr_expect_lt(took, 2500, "%s: answered after %lld ms (the timeout, not the answer)", bad[i],
+                     (long long)took);
+        free(answer);
+    }
+    answer = client_call(&cl, "{\"jsonrpc\":\"2.0\",\"id\":30,\"method\":\"tools/call\","
+                              "\"params\":{\"name\":\"echo\",\"arguments\":{\"message\":\"x\"}}}");
+    cr_expect(strstr(answer, "stub answer") && strstr(answer, "\"id\":30"), "%s", answer);
     free(answer);
     finish();
 }
