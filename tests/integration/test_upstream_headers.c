@@ -24,8 +24,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <openssl/evp.h>
-#include <openssl/sha.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -208,21 +206,13 @@ static void serve_ws(struct stub *s, int fd)
     if (hl == 0)
         goto done;
     record(s, (char *)buf, hl, NULL, 0);
-    char key[128] = "", proto[16] = "";
-    const char *k = strcasestr((char *)buf, "\r\nsec-websocket-key:");
-    if (k == NULL)
+    char key[128], proto[16] = "", acc[29];
+    if (mb_wsframe_header_value((char *)buf, hl, "Sec-WebSocket-Key", key, sizeof(key)) != 0 ||
+        mb_wsframe_accept_token(key, acc) != 0)
         goto done;
-    sscanf(k + 20, " %127[^\r\n ]", key);
     const char *pr = strcasestr((char *)buf, "\r\nsec-websocket-protocol:");
     if (pr && strstr(pr, "mcp"))
         strcpy(proto, "mcp");
-    /* Sec-WebSocket-Accept: base64(SHA-1(key + GUID)). */
-    char cat[256];
-    unsigned char dig[SHA_DIGEST_LENGTH];
-    char acc[64];
-    snprintf(cat, sizeof(cat), "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", key);
-    SHA1((const unsigned char *)cat, strlen(cat), dig);
-    EVP_EncodeBlock((unsigned char *)acc, dig, SHA_DIGEST_LENGTH);
     char resp[512];
     int n =
         snprintf(resp, sizeof(resp),
@@ -604,12 +594,10 @@ HDR_TEST(http_answer_that_is_not_jsonrpc_is_a_protocol_error)
                  "{\"jsonrpc\":\"2.0\",\"id\":%zu,\"method\":\"tools/call\",\"params\":{"
                  "\"name\":\"echo\",\"arguments\":{\"message\":\"%s\"}}}",
                  20 + i, bad[i]);
-        int64_t t0 = mb_test_now_ms();
+        /* -32011 is the answer itself: a wait for the 3 s timeout would
+         * have given -32001. */
         answer = client_call(&cl, req);
-        int64_t took = mb_test_now_ms() - t0;
         cr_expect(strstr(answer, "\"code\":-32011") != NULL, "%s: %s", bad[i], answer);
-        cr_expect_lt(took, 2500, "%s: answered after %lld ms (the timeout, not the answer)", bad[i],
-                     (long long)took);
         free(answer);
     }
     answer = client_call(&cl, "{\"jsonrpc\":\"2.0\",\"id\":30,\"method\":\"tools/call\","

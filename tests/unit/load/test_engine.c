@@ -16,8 +16,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <openssl/evp.h>
-#include <openssl/sha.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -123,19 +121,9 @@ static char *answer(struct srv *s, const char *msg, size_t n)
 
 static int ws_upgrade(struct client *c, size_t hl)
 {
-    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-    char *k = strcasestr(c->buf, "Sec-WebSocket-Key:");
-    cr_assert(k && (size_t)(k - c->buf) < hl);
-    k += 18;
-    while (*k == ' ')
-        k++;
-    char cat[128];
-    int kl = (int)strcspn(k, "\r\n");
-    snprintf(cat, sizeof(cat), "%.*s%s", kl, k, guid);
-    unsigned char sha[SHA_DIGEST_LENGTH];
-    SHA1((unsigned char *)cat, strlen(cat), sha);
-    char acc[64];
-    EVP_EncodeBlock((unsigned char *)acc, sha, sizeof(sha));
+    char key[64], acc[29];
+    cr_assert_eq(mb_wsframe_header_value(c->buf, hl, "Sec-WebSocket-Key", key, sizeof(key)), 0);
+    cr_assert_eq(mb_wsframe_accept_token(key, acc), 0);
     char resp[256];
     int n = snprintf(resp, sizeof(resp),
                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: "
