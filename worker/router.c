@@ -1615,8 +1615,6 @@ static bool on_message(void *owner, const char *msg, size_t len)
     struct mb_json_raw mem[5];
     char name[96];
 
-    if (b->state == B_CLOSED)
-        return true;
     /* result's members for the response cache come in the same pass. */
     struct mb_json_raw rmem[MB_CACHEKEY_RESULT_MEMBERS];
     struct mb_json_nest nest = {3, mb_cachekey_result_names, MB_CACHEKEY_RESULT_MEMBERS, rmem,
@@ -1626,6 +1624,10 @@ static bool on_message(void *owner, const char *msg, size_t len)
                     (int)(len > 120 ? 120 : len), msg);
         return false;
     }
+    /* Validated first, so that true always means a well-formed message
+     * (the HTTP transport reads members of what was accepted). */
+    if (b->state == B_CLOSED)
+        return true;
     struct mb_json_raw id = mem[1], method = mem[2];
     if (method.p == NULL) {
         if (id.p != NULL)

@@ -53,7 +53,9 @@
  *                  valid only during the call. Transports deliver whatever
  *                  they read; the core validates it (a message that is not
  *                  JSON-RPC is logged as a protocol violation and dropped)
- *                  and returns false for such a message, true otherwise. A
+ *                  and returns false for such a message, true otherwise (so
+ *                  true means msg is well-formed JSON: the transport may
+ *                  then read its members without validating). A
  *                  transport whose messages answer its own exchanges
  *                  (Streamable HTTP) fails that exchange then, so the
  *                  request gets -32011 at once instead of waiting for its

@@ -807,13 +807,16 @@ static void on_kick(struct ev_loop *loop, ev_timer *t, int revents)
 }
 
 /* Remembers which endpoint sent a server-to-client request, so the core's
- * response goes back to it. */
+ * response goes back to it. Called once the core accepted msg: it has
+ * validated it, so one member pass finds method and id. */
 static void note_s2c(struct http_up *h, struct http_ep *ep, const char *msg, size_t len)
 {
-    struct mb_json_raw id, method;
-    if (h->neps < 2 || !mb_json_valid(msg, len) || mb_json_member(msg, len, "method", &method) ||
-        mb_json_member(msg, len, "id", &id) || id.len > ID_MAX)
+    static const char *const names[] = {"method", "id"};
+    struct mb_json_raw mem[2];
+    if (h->neps < 2 || mb_json_members(msg, len, names, 2, mem) != 0 || mem[0].p == NULL ||
+        mem[1].p == NULL || mem[1].len > ID_MAX)
         return;
+    struct mb_json_raw id = mem[1];
     struct s2c_slot *s = &h->s2c[h->s2c_next++ % S2C_SLOTS];
     s->ep = (int)ep->index;
     s->len = (uint8_t)id.len;
@@ -853,9 +856,9 @@ static bool deliver(struct hconn *c, const char *msg, size_t len)
     }
     if (x->is_init)
         learn_version(c->ep, msg, len);
-    note_s2c(c->h, c->ep, msg, len);
     if (!c->h->u->ev->on_message(c->h->u->owner, msg, len))
         return false;
+    note_s2c(c->h, c->ep, msg, len);
     x->delivered++;
     return true;
 }
