@@ -178,6 +178,7 @@ run: all
 # ---------------------------------------------------------------- bench
 # scripts/bench/bench.py: every scenario of issue 4 on loopback, table on
 # stdout, build/bench/results.json. BENCH_SECONDS=N per scenario (default 6),
+# BENCH_ROUNDS=N alternating rounds of the comparison group (default 3),
 # PROFILE=1 adds perf (or callgrind) profiles of the gateway scenarios.
 bench: all
 	@BUILD=$(BUILD) BENCH_SECONDS=$(BENCH_SECONDS) BENCH_ROUNDS=$(BENCH_ROUNDS) PROFILE=$(PROFILE) python3 scripts/bench/bench.py

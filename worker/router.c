@@ -660,13 +660,10 @@ static void fan_part_done(struct fanout *f)
     fan_free(f);
 }
 
-/* The client no longer waits for p (it cancelled, or it left): tell the
- * backend if the request went out, and forget p; a part of a fan-out lets
- * the rest of the fan-out finish without a client. */
-static void abandon(struct mb_pending *p, const char *why)
+/* Frees p without an answer to its client; a fan-out part lets the rest of
+ * its fan-out finish without one. */
+static void drop_pending(struct mb_pending *p)
 {
-    if (p->sent)
-        send_cancel(p->b, p->gid, why);
     if (p->kind == P_PART) {
         struct fanout *f = p->fan;
         f->client = NULL;
@@ -675,6 +672,15 @@ static void abandon(struct mb_pending *p, const char *why)
     } else {
         pending_free(p);
     }
+}
+
+/* The client no longer waits for p (it cancelled, or it left): tell the
+ * backend if the request went out, and forget p. */
+static void abandon(struct mb_pending *p, const char *why)
+{
+    if (p->sent)
+        send_cancel(p->b, p->gid, why);
+    drop_pending(p);
 }
 
 /* Sends one list request (page cursor, or the first when NULL) to b. */
@@ -2328,17 +2334,8 @@ void mb_router_free(struct mb_router **rp)
         return;
     for (size_t i = 0; i < r->n; i++) {
         struct backend *b = &r->b[i];
-        while (b->head) {
-            struct mb_pending *p = b->head;
-            if (p->kind == P_PART) {
-                struct fanout *f = p->fan;
-                f->client = NULL;
-                pending_free(p);
-                fan_part_done(f);
-            } else {
-                pending_free(p);
-            }
-        }
+        while (b->head)
+            drop_pending(b->head);
         cJSON_Delete(b->caps);
         for (int k = 0; k < MB_LIST_KINDS; k++)
             cJSON_Delete(b->learned[k]);
