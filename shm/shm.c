@@ -94,6 +94,15 @@ const struct mb_shm_section *mb_shm_section_find(const struct mb_shm *shm, uint3
     return NULL;
 }
 
+/* Frees a handle (not its mapping); NULL is fine. */
+static void handle_free(struct mb_shm *shm)
+{
+    if (shm != NULL) {
+        free(shm->path);
+        free(shm);
+    }
+}
+
 /* Points the struct's shortcuts at the sections; 0, or MB_ERR when a section
  * the gateway always creates is missing or malformed. */
 static int bind_sections(struct mb_shm *shm, char *err, size_t errlen)
@@ -157,6 +166,29 @@ static int bind_sections(struct mb_shm *shm, char *err, size_t errlen)
         }
         shm->caches[cs->items] = tmp;
     }
+    return 0;
+}
+
+/* A handle on the mapping at base (size bytes) of path, its sections bound.
+ * Returns 0 with *out, or MB_ERR with a message (nothing left allocated). */
+static int handle_new(struct mb_shm **out, const char *path, void *base, size_t size, int readonly,
+                      char *err, size_t errlen)
+{
+    struct mb_shm *shm = calloc(1, sizeof(*shm));
+    if (shm == NULL || (shm->path = strdup(path)) == NULL) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        free(shm);
+        return MB_ERR;
+    }
+    shm->base = base;
+    shm->size = size;
+    shm->readonly = readonly;
+    shm->hdr = base;
+    if (bind_sections(shm, err, errlen) != 0) {
+        handle_free(shm);
+        return MB_ERR;
+    }
+    *out = shm;
     return 0;
 }
 
@@ -280,16 +312,7 @@ static int create_region(const char *path, const struct mb_shm_params *p, const 
                             &p->caches[h->sections[i].items]);
     __atomic_store_n(&h->state, MB_SHM_INITIALIZING, __ATOMIC_RELEASE);
 
-    shm = calloc(1, sizeof(*shm));
-    if (shm == NULL || (shm->path = strdup(path)) == NULL) {
-        snprintf(err, errlen, "%s: out of memory", path);
-        goto fail;
-    }
-    shm->base = base;
-    shm->size = size;
-    shm->readonly = 0;
-    shm->hdr = h;
-    if (bind_sections(shm, err, errlen) != 0)
+    if (handle_new(&shm, path, base, size, 0, err, errlen) != 0)
         goto fail;
     for (uint32_t i = 0; i < shm->worker_capacity; i++)
         shm->workers[i].last_exit_status = -1;
@@ -306,10 +329,7 @@ static int create_region(const char *path, const struct mb_shm_params *p, const 
     return 0;
 
 fail:
-    if (shm != NULL) {
-        free(shm->path);
-        free(shm);
-    }
+    handle_free(shm);
     if (base != MAP_FAILED)
         munmap(base, size);
     if (fd != -1)
@@ -396,26 +416,14 @@ int mb_shm_attach(const char *path, struct mb_shm **out, char *err, size_t errle
                  path);
         goto fail;
     }
-    shm = calloc(1, sizeof(*shm));
-    if (shm == NULL || (shm->path = strdup(path)) == NULL) {
-        snprintf(err, errlen, "%s: out of memory", path);
-        goto fail;
-    }
-    shm->base = base;
-    shm->size = size;
-    shm->readonly = 1;
-    shm->hdr = base;
-    if (bind_sections(shm, err, errlen) != 0)
+    if (handle_new(&shm, path, base, size, 1, err, errlen) != 0)
         goto fail;
     close(fd);
     *out = shm;
     return 0;
 
 fail:
-    if (shm != NULL) {
-        free(shm->path);
-        free(shm);
-    }
+    handle_free(shm);
     if (base != MAP_FAILED)
         munmap(base, size);
     close(fd);
